@@ -1,0 +1,41 @@
+"""What every command shares: the console, the --garden option, error output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bonsai.garden import Garden
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+GardenOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--garden",
+        "-g",
+        envvar="BONSAI_GARDEN",
+        help="Garden folder (default: the current folder or the nearest one above it).",
+        show_default=False,
+    ),
+]
+
+DatasetOption = Annotated[
+    str, typer.Option("--dataset", "-d", help="Name of the dataset in the garden.")
+]
+
+
+def open_garden(path: Path | None) -> Garden:
+    return Garden.open(path)
+
+
+def print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)

@@ -1,0 +1,97 @@
+"""A garden: a folder with ``bonsai.toml``, one SQLite database and folders for run artefacts."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from bonsai.config import GardenConfig
+from bonsai.db import connect
+from bonsai.errors import BonsaiError, GardenNotFound
+
+CONFIG_NAME = "bonsai.toml"
+DB_NAME = "garden.db"
+
+
+@dataclass
+class Garden:
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def notes_dir(self) -> Path:
+        return self.root / "notes"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def templates_dir(self) -> Path:
+        """User overrides of the teacher's prompt templates (``<category>.j2``)."""
+        return self.root / "templates"
+
+    @cached_property
+    def config(self) -> GardenConfig:
+        return GardenConfig.load(self.config_path)
+
+    @cached_property
+    def db(self) -> sqlite3.Connection:
+        return connect(self.db_path)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.close()
+            del self.__dict__["db"]
+
+    @classmethod
+    def init(cls, root: str | Path, *, name: str | None = None) -> Garden:
+        """Create a garden in ``root`` (made if missing). Refuses to overwrite an existing one."""
+        root = Path(root).resolve()
+        if (root / CONFIG_NAME).exists():
+            raise BonsaiError("a garden already exists here", file=root / CONFIG_NAME)
+        root.mkdir(parents=True, exist_ok=True)
+        garden = cls(root)
+        GardenConfig(name=name or root.name).save(garden.config_path)
+        for folder in (garden.runs_dir, garden.notes_dir, garden.exports_dir):
+            folder.mkdir(exist_ok=True)
+        garden.db  # noqa: B018 - creates the database and applies every migration
+        return garden
+
+    @classmethod
+    def find(cls, start: str | Path | None = None) -> Garden:
+        """The garden at ``start`` or the nearest folder above it that holds ``bonsai.toml``."""
+        here = Path(start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / CONFIG_NAME).is_file():
+                return cls(folder)
+        raise GardenNotFound(
+            "no BONSAI garden here or in any folder above",
+            file=here,
+            hint="run `bonsai init` to create one, or pass --garden PATH",
+        )
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Garden:
+        """Open the garden named by ``--garden`` (exact folder) or found from the current folder."""
+        if path is None:
+            return cls.find()
+        root = Path(path).resolve()
+        if not (root / CONFIG_NAME).is_file():
+            raise GardenNotFound(
+                "not a BONSAI garden (no bonsai.toml)", file=root, hint="run `bonsai init PATH`"
+            )
+        return cls(root)

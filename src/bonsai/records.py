@@ -1,0 +1,125 @@
+"""The record: Alpaca/Dolly-style instruction data plus category, language and reasoning."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+CATEGORIES: tuple[str, ...] = (
+    "open_qa",
+    "closed_qa",
+    "classification",
+    "translation",
+    "brainstorming",
+    "creative",
+    "question_to_question",
+)
+"""The seven categories, in the order reports show them."""
+
+UNIQUE_CATEGORIES = frozenset({"open_qa", "closed_qa", "classification", "translation"})
+"""Categories with one most-likely answer: loss teaches facts and skills."""
+
+CREATIVE_CATEGORIES = frozenset({"brainstorming", "creative", "question_to_question"})
+"""Categories with many good answers: loss mostly teaches style."""
+
+SOURCE_CATEGORY_MAP: dict[str, str] = {
+    # Dolly's categories and common aliases, mapped to the seven.
+    "creative_writing": "creative",
+    "information_extraction": "closed_qa",
+    "summarization": "closed_qa",
+    "general_qa": "open_qa",
+    "open_qa": "open_qa",
+    "closed_qa": "closed_qa",
+    "classification": "classification",
+    "brainstorming": "brainstorming",
+    "translation": "translation",
+    "creative": "creative",
+    "question_to_question": "question_to_question",
+    "q2q": "question_to_question",
+}
+
+REASONING_MAX_LINES = 5
+REASONING_MAX_WORDS = 120
+
+TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output")
+"""The fields that make up a record's content (what the model sees and writes)."""
+
+EDITABLE_FIELDS: tuple[str, ...] = (
+    "instruction",
+    "input",
+    "output",
+    "category",
+    "language",
+    "reasoning",
+    "source_category",
+)
+"""Fields a person edits and that import/export carry; the order of export columns."""
+
+
+def normalise_category(value: str | None) -> str | None:
+    """Map a category name (ours, Dolly's, or an alias) to one of the seven, or None if unknown."""
+    if value is None:
+        return None
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    if not key:
+        return None
+    return SOURCE_CATEGORY_MAP.get(key)
+
+
+def category_group(category: str | None) -> str:
+    """'unique', 'creative' or 'unknown'."""
+    if category in UNIQUE_CATEGORIES:
+        return "unique"
+    if category in CREATIVE_CATEGORIES:
+        return "creative"
+    return "unknown"
+
+
+def content_id(instruction: str, input: str, output: str) -> str:
+    """A stable id derived from a record's content, for sources that bring no id of their own."""
+    digest = hashlib.sha1(f"{instruction}\x00{input}\x00{output}".encode()).hexdigest()
+    return f"r-{digest[:12]}"
+
+
+@dataclass
+class Record:
+    """One instruction record as BONSAI stores it."""
+
+    id: str
+    instruction: str
+    input: str = ""
+    output: str = ""
+    category: str | None = None
+    language: str | None = None
+    reasoning: str | None = None
+    source_category: str | None = None
+    category_source: str | None = None
+    """Who set `category`: 'human' (given in the data or edited) or 'auto' (suggested)."""
+    category_confidence: float | None = None
+    language_source: str | None = None
+    """Who set `language`: 'human' or 'auto'."""
+    split: str | None = None
+    """'train' or 'val' once `bonsai data split --val` ran."""
+    shard: int | None = None
+    reasoning_meta: dict[str, Any] | None = None
+    """Provenance of `reasoning`: teacher, model, template hash, time."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Columns of the source that BONSAI has no field for; kept so that round trips lose nothing."""
+
+    def content_hash(self) -> str:
+        """Hash of what the model sees and writes (instruction, input, output)."""
+        text = "\x00".join(getattr(self, name) or "" for name in TEXT_FIELDS)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def editable(self) -> dict[str, Any]:
+        """The fields a person edits, as a plain dict (what history compares)."""
+        return {name: getattr(self, name) for name in EDITABLE_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

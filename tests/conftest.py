@@ -1,0 +1,64 @@
+"""Shared fixtures: a fresh garden in a temp folder and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bonsai.cli import main
+from bonsai.garden import Garden
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("BONSAI_GARDEN", raising=False)
+
+
+@pytest.fixture
+def garden(tmp_path: Path) -> Garden:
+    g = Garden.init(tmp_path / "garden")
+    yield g
+    g.close()
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``bonsai ARGS…`` in-process; returns exit code and captured output."""
+
+    def run(*args: str | os.PathLike[str]) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+def shared_data(relative: str) -> Path:
+    """A file from the shared test data; skips the test when that data is not present."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared test data not present: {path}")
+    return path

@@ -204,7 +204,8 @@ class RecordStore:
             updates,
         )
         self.conn.executemany(
-            f"INSERT INTO records (dataset_id, position, created_at, updated_at, {', '.join(_COLUMNS)})"
+            "INSERT INTO records (dataset_id, position, created_at, updated_at, "
+            f"{', '.join(_COLUMNS)})"
             f" VALUES ({', '.join('?' * (4 + len(_COLUMNS)))})",
             inserts,
         )

@@ -19,9 +19,9 @@ app = typer.Typer(
     name="bonsai",
     help=(
         "Cultivate a small LLM of your own.\n\n"
-        "The loop: curate records (bonsai data) → a teacher writes their reasoning (bonsai teach) → "
-        "fine-tune the student with LoRA (bonsai train) → chat with it over your notes "
-        "(bonsai chat) → turn feedback into the next round (bonsai grow)."
+        "The loop: curate records (bonsai data) → a teacher writes their reasoning "
+        "(bonsai teach) → fine-tune the student with LoRA (bonsai train) → chat with it "
+        "over your notes (bonsai chat) → turn feedback into the next round (bonsai grow)."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -62,3 +62,19 @@ def shared_data(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared test data not present: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Gemma-3-architecture model with a small BPE tokenizer, built in-process."""
+    from bonsai.student.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-gemma3"), arch="gemma3")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama-architecture model with the same small tokenizer."""
+    from bonsai.student.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), arch="llama")

@@ -1,0 +1,1 @@
+"""The evaluate stage: per-category metrics, probe sets, diagnostics and reports."""

@@ -1,0 +1,158 @@
+"""Per-category metrics: what "better" means differs between unique and creative categories.
+
+- unique (open_qa, closed_qa, classification): normalised exact match and "contains" match;
+- translation: chrF (sacrebleu), per direction;
+- creative (brainstorming, creative, question_to_question): loops, repeated lines, distinct-n,
+  length, and for question_to_question the share of sentences that are questions.
+
+All functions are pure and work on Japanese and Chinese as well as on space-separated languages.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+_PUNCT_CATEGORIES = ("P", "S")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*|\n+")
+
+
+def normalise(text: str) -> str:
+    """Compare answers the way a person would: NFKC (full-width → half-width), case, punctuation
+    and spacing do not matter."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    kept = [" " if unicodedata.category(ch)[0] in _PUNCT_CATEGORIES else ch for ch in text]
+    return " ".join("".join(kept).split())
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    return normalise(prediction) == normalise(reference) != ""
+
+
+def contains_match(prediction: str, reference: str) -> bool:
+    """The reference answer appears in the prediction (or the other way round, for short
+    predictions of long references), after normalisation."""
+    pred, ref = normalise(prediction), normalise(reference)
+    if not pred or not ref:
+        return False
+    return ref in pred or (len(pred) >= 2 and pred in ref and len(pred) >= 0.5 * len(ref))
+
+
+def chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus chrF (0–100) from sacrebleu; character-based, so it suits Japanese and Chinese."""
+    from sacrebleu.metrics import CHRF
+
+    if not predictions:
+        return 0.0
+    return float(CHRF().corpus_score(list(predictions), [list(references)]).score)
+
+
+def sentence_chrf(prediction: str, reference: str) -> float:
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().sentence_score(prediction, [reference]).score)
+
+
+def units(text: str) -> list[str]:
+    """Tokens for n-gram statistics: words for spaced languages, characters for CJK."""
+    out: list[str] = []
+    for word in normalise(text).split():
+        if _CJK.search(word):
+            out.extend(ch for ch in word)
+        else:
+            out.append(word)
+    return out
+
+
+def distinct_n(texts: Sequence[str], n: int = 2) -> float:
+    """Share of n-grams that are unique across all texts (higher = more diverse)."""
+    total, seen = 0, set()
+    for text in texts:
+        toks = units(text)
+        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+        total += len(grams)
+        seen.update(grams)
+    return len(seen) / total if total else 0.0
+
+
+def is_looping(text: str, *, min_repeats: int = 3, min_units: int = 6) -> bool:
+    """True when a span repeats back to back ``min_repeats`` times covering at least
+    ``min_units`` units, or one sentence recurs ``min_repeats`` times: the base model's typical
+    failure ("富士山は、日本で一番高い山です。" over and over)."""
+    toks = units(text)
+    n = len(toks)
+    first_span = max(1, -(-min_units // min_repeats))
+    for span in range(first_span, n // min_repeats + 1):
+        for start in range(0, n - span * min_repeats + 1):
+            block = toks[start : start + span]
+            if all(
+                toks[start + k * span : start + (k + 1) * span] == block
+                for k in range(1, min_repeats)
+            ):
+                return True
+    sentences = [normalise(s) for s in _SENTENCE_END.split(text) if normalise(s)]
+    return any(sentences.count(s) >= min_repeats for s in set(sentences))
+
+
+def repeated_line_ratio(text: str) -> float:
+    """Share of non-empty lines (or sentences, for one-line text) that repeat an earlier one."""
+    parts = [normalise(p) for p in text.splitlines() if normalise(p)]
+    if len(parts) <= 1:
+        parts = [normalise(s) for s in _SENTENCE_END.split(text) if normalise(s)]
+    if not parts:
+        return 0.0
+    return (len(parts) - len(set(parts))) / len(parts)
+
+
+def question_share(text: str) -> float:
+    """Share of sentences that are questions (ending in ? or ？, or Japanese か。)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?。！？])\s*|\n+", text) if s.strip()]
+    if not sentences:
+        return 0.0
+    questions = [s for s in sentences if s.endswith(("?", "？")) or s.endswith(("か。", "か"))]
+    return len(questions) / len(sentences)
+
+
+@dataclass
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def bootstrap(
+    values: Sequence[float],
+    *,
+    statistic: Callable[[Sequence[float]], float] | None = None,
+    samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval | None:
+    """Percentile bootstrap interval of the mean (or ``statistic``); None when n < 5."""
+    if len(values) < 5:
+        return None
+    stat = statistic or (lambda xs: sum(xs) / len(xs))
+    rng = random.Random(seed)
+    n = len(values)
+    draws = sorted(stat([values[rng.randrange(n)] for _ in range(n)]) for _ in range(samples))
+    tail = (1 - confidence) / 2
+    return Interval(
+        mean=stat(values),
+        low=draws[int(tail * samples)],
+        high=draws[min(samples - 1, int((1 - tail) * samples))],
+        n=n,
+    )
+
+
+def paired_bootstrap_delta(
+    a: Sequence[float], b: Sequence[float], *, samples: int = 1000, seed: int = 0
+) -> Interval | None:
+    """Interval of mean(b − a) over paired items (same prompts, two models)."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    return bootstrap([y - x for x, y in zip(a, b, strict=True)], samples=samples, seed=seed)

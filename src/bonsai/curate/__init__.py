@@ -1,0 +1,1 @@
+"""The curate stage: import, annotate, check, split and export records."""

@@ -1,0 +1,251 @@
+"""Flat rows → records: every value checked, ids settled, what the file carries remembered.
+
+Rules:
+
+- ``instruction`` and ``output`` are required columns; an empty instruction is an error.
+- ``category`` is mapped to the seven (Dolly's names included); a category the file gives is a
+  human label (``category_source='human'``), and the file's own value is kept in
+  ``source_category`` unless the file has that column. ``language`` given → ``language_source``
+  is 'human'. A ``reasoning`` from a file gets ``reasoning_meta={'source': 'import', ...}``.
+- Any other column goes to ``extra``. In a table an empty cell of such a column means "no value".
+- ``id``: the file's own when it has one (repeated ids are an error); otherwise
+  :func:`~bonsai.records.content_id`, with ``-2``, ``-3``, ... for exact repeats.
+- A value longer than ``max_field_chars`` characters is refused, naming its row and field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bonsai.curate.formats import SourceRow
+from bonsai.errors import BonsaiError
+from bonsai.records import (
+    CATEGORIES,
+    EDITABLE_FIELDS,
+    SOURCE_CATEGORY_MAP,
+    Record,
+    content_id,
+    normalise_category,
+)
+
+REQUIRED = ("instruction", "output")
+_CONSUMED = frozenset({"id", *EDITABLE_FIELDS})
+
+
+@dataclass
+class Incoming:
+    """A record read from a file, with what the file says about it."""
+
+    record: Record
+    fields: frozenset[str]
+    """Editable fields the file gives for this record (others stay as they are in the garden)."""
+    extra_keys: frozenset[str]
+    """Extra columns the file has for this record (in a table: also those left blank)."""
+    source: SourceRow
+    derived_source_category: bool = False
+    """``source_category`` was taken from the file's category (the file has no such column):
+    it replaces the garden's only when the category itself changes."""
+
+
+def check_required(keys: set[str] | list[str], path: Path, *, schema: str, **where: Any) -> None:
+    missing = [name for name in REQUIRED if name not in keys]
+    if not missing:
+        return
+    if schema == "dolly":
+        missing = ["response" if name == "output" else name for name in missing]
+    found = ", ".join(sorted(keys)[:30]) or "nothing"
+    raise BonsaiError(
+        f"missing required column(s): {', '.join(missing)} (found: {found})",
+        file=path,
+        hint="--map SRC=DST renames a column, e.g. --map prompt=instruction --map answer=output",
+        **where,
+    )
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _as_text(value: Any, name: str, path: Path, source: SourceRow) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    raise BonsaiError(
+        f"must be text, not a {type(value).__name__}", file=path, field=name, **source.where()
+    )
+
+
+def _plain(value: Any, name: str, path: Path, source: SourceRow) -> Any:
+    """A value the garden can store as JSON: dates (Excel, Parquet) become ISO text."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v, name, path, source) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, name, path, source) for v in value]
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        raise BonsaiError("holds binary data, not text", file=path, field=name, **source.where())
+    return str(value)  # Decimal, timedelta, ...: their text is what a person reads
+
+
+def _check_size(value: Any, name: str, limit: int, path: Path, source: SourceRow) -> None:
+    if not isinstance(value, str):
+        return
+    if len(value) > limit:
+        raise BonsaiError(
+            f"the value has {len(value):,} characters, more than the limit of {limit:,}",
+            file=path,
+            field=name,
+            hint="shorten it, or raise the limit with --max-field-chars",
+            **source.where(),
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BonsaiError(
+                f"holds an unpaired surrogate (\\u{ord(value[exc.start]):04x}), which is not"
+                " valid text",
+                file=path,
+                field=name,
+                **source.where(),
+            ) from None
+
+
+def _category(raw: Any, path: Path, source: SourceRow) -> str | None:
+    text = _as_text(raw, "category", path, source).strip()
+    if not text:
+        return None
+    category = normalise_category(text)
+    if category is None:
+        dolly = sorted(k for k in SOURCE_CATEGORY_MAP if k not in CATEGORIES)
+        raise BonsaiError(
+            f"unknown category '{text}'",
+            file=path,
+            field="category",
+            hint=f"valid: {', '.join(CATEGORIES)} (Dolly's {', '.join(dolly)} map to them)",
+            **source.where(),
+        )
+    return category
+
+
+def build_record(
+    source: SourceRow,
+    path: Path,
+    *,
+    tabular: bool,
+    max_field_chars: int,
+) -> tuple[Incoming, bool]:
+    """The record for one flat row, and whether its id came from the file."""
+    values = source.values
+    for name, value in values.items():
+        _check_size(value, name, max_field_chars, path, source)
+    instruction = _as_text(values.get("instruction"), "instruction", path, source)
+    if not instruction.strip():
+        raise BonsaiError(
+            "the instruction is empty", file=path, field="instruction", **source.where()
+        )
+    record = Record(
+        id="",
+        instruction=instruction,
+        input=_as_text(values.get("input"), "input", path, source),
+        output=_as_text(values.get("output"), "output", path, source),
+    )
+    given = {"instruction", "output"} | ({"input"} & values.keys())
+    derived = False
+    if "category" in values:
+        record.category = _category(values["category"], path, source)
+        record.category_source = "human" if record.category else None
+        given.add("category")
+        derived = "source_category" not in values and record.category is not None
+        if derived:
+            record.source_category = _as_text(values["category"], "category", path, source).strip()
+    for name in ("language", "reasoning", "source_category"):
+        if name in values:
+            text = _as_text(values[name], name, path, source)
+            text = text if name == "reasoning" else text.strip()
+            setattr(record, name, text or None)
+            given.add(name)
+    if record.language:
+        record.language_source = "human"
+    if record.reasoning:
+        record.reasoning_meta = {"source": "import", "file": path.name}
+    extra_keys = values.keys() - _CONSUMED
+    record.extra = {
+        key: _plain(values[key], key, path, source)
+        for key in values
+        if key in extra_keys and not (tabular and _blank(values[key]))
+    }
+    raw_id = values.get("id")
+    explicit = not _blank(raw_id)
+    record.id = (
+        _as_text(raw_id, "id", path, source).strip()
+        if explicit
+        else content_id(record.instruction, record.input, record.output)
+    )
+    item = Incoming(record, frozenset(given), frozenset(extra_keys), source, derived)
+    return item, explicit
+
+
+def build_records(
+    rows: list[SourceRow],
+    path: Path,
+    *,
+    schema: str,
+    tabular: bool,
+    max_field_chars: int,
+) -> list[Incoming]:
+    """Records for all rows, with ids settled (see the module docstring)."""
+    incoming: list[Incoming] = []
+    explicit_at: dict[str, SourceRow] = {}
+    content_seen: dict[str, int] = {}
+    for source in rows:
+        if not tabular:  # a table's header was checked once, before the rows
+            check_required(source.values.keys(), path, schema=schema, **source.where())
+        item, explicit = build_record(
+            source, path, tabular=tabular, max_field_chars=max_field_chars
+        )
+        record = item.record
+        if explicit:
+            if record.id in explicit_at:
+                first = explicit_at[record.id]
+                raise BonsaiError(
+                    f"id '{record.id}' appears twice: {first.describe()} and {source.describe()}",
+                    file=path,
+                    field="id",
+                    hint="ids must be unique within a file",
+                )
+            explicit_at[record.id] = source
+        else:
+            count = content_seen.get(record.id, 0) + 1
+            content_seen[record.id] = count
+            if count > 1:  # an exact repeat: keep it, under its own stable id
+                record.id = f"{record.id}-{count}"
+        incoming.append(item)
+    ids = [item.record.id for item in incoming]
+    if len(set(ids)) != len(ids):  # a derived id equal to an id from the file
+        seen: dict[str, Incoming] = {}
+        for item in incoming:
+            if item.record.id in seen:
+                raise BonsaiError(
+                    f"id '{item.record.id}' appears twice: {seen[item.record.id].source.describe()}"
+                    f" and {item.source.describe()}",
+                    file=path,
+                    field="id",
+                )
+            seen[item.record.id] = item
+    return incoming

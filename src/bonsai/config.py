@@ -33,6 +33,10 @@ class TeacherConfig:
     concurrency: int = 8
     language_policy: str = "en"
     """'en': reasoning in English; 'record': reasoning in the record's language."""
+    requests_per_minute: float | None = None
+    """Most requests per minute the endpoint allows (a hosted free tier), or None for no limit."""
+    timeout: float = 120.0
+    """Seconds to wait for one answer before retrying (a model that loads on first use is slow)."""
 
 
 @dataclass

@@ -151,3 +151,259 @@ def m004_splits(conn: sqlite3.Connection) -> None:
         );
         """,
     )
+
+
+@migration
+def m005_teacher_calls(conn: sqlite3.Connection) -> None:
+    """The teach stage: answers cached by content hash, every call logged, one row per run."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE teacher_cache (
+            key TEXT PRIMARY KEY,
+            reasoning TEXT NOT NULL,
+            meta TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE teacher_calls (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            prompt TEXT NOT NULL,
+            answer TEXT,
+            status TEXT NOT NULL,
+            error TEXT,
+            latency_s REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX teacher_calls_by_run ON teacher_calls (run_id);
+        CREATE INDEX teacher_calls_by_record ON teacher_calls (dataset, record_id);
+        CREATE TABLE teacher_runs (
+            id TEXT PRIMARY KEY,
+            dataset TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            status TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '{}'
+        );
+        """,
+    )
+
+
+@migration
+def m006_knowledge_base(conn: sqlite3.Connection) -> None:
+    """Notes for retrieval: documents, their chunks, a full-text index and embeddings.
+
+    The full-text index holds chunk text with CJK runs spelled out as character bigrams (see
+    ``bonsai.rag.text``), its rowid is the chunk id. Embeddings are keyed by chunk content hash and
+    model name, so unchanged text is never embedded twice. ``knowledge_state.generation`` changes
+    with every chunk or embedding written, so a process can tell when its in-memory vectors are
+    stale.
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE knowledge_documents (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL,
+            added_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE knowledge_chunks (
+            id INTEGER PRIMARY KEY,
+            document_id INTEGER NOT NULL REFERENCES knowledge_documents(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            anchor TEXT,
+            heading TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            UNIQUE (document_id, ordinal)
+        );
+        CREATE INDEX knowledge_chunks_by_hash ON knowledge_chunks (content_hash);
+        CREATE VIRTUAL TABLE knowledge_fts USING fts5(
+            heading, body, tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        CREATE TABLE knowledge_embeddings (
+            id INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (model, content_hash)
+        );
+        CREATE TABLE knowledge_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            generation INTEGER NOT NULL
+        );
+        INSERT INTO knowledge_state (id, generation) VALUES (1, 0);
+        CREATE TRIGGER knowledge_chunks_added AFTER INSERT ON knowledge_chunks BEGIN
+            UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER knowledge_chunks_removed AFTER DELETE ON knowledge_chunks BEGIN
+            UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER knowledge_embeddings_added AFTER INSERT ON knowledge_embeddings BEGIN
+            UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER knowledge_embeddings_removed AFTER DELETE ON knowledge_embeddings BEGIN
+            UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1;
+        END;
+        """,
+    )
+
+
+@migration
+def m007_evaluations(conn: sqlite3.Connection) -> None:
+    """The evaluate stage: one row per evaluation (the report files hold the details)."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE evaluations (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            against TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL,
+            report TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX evaluations_by_run ON evaluations (run_id);
+        """,
+    )
+
+
+@migration
+def m008_chat_turns_and_feedback(conn: sqlite3.Connection) -> None:
+    """Chat: every exchange with its full context, and the feedback that the grow stage consumes.
+
+    A turn's id is also the id of the OpenAI-style completion, so a client can send feedback on
+    it. ``status`` is 'ok', 'cancelled' (the client stopped reading; ``answer`` holds what it was
+    sent) or 'error'. Feedback ``kind``: 'good' or 'bad' (a rating, with a reason), 'correction'
+    (a better answer in ``text``) or 'experience' (something to remember, in ``text``); grow moves
+    ``status`` from 'pending' to 'used' (naming what it made in ``used_by``) or 'dismissed'.
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE chat_turns (
+            id TEXT PRIMARY KEY,
+            session TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            mode TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            base_model TEXT NOT NULL DEFAULT '',
+            layout TEXT NOT NULL DEFAULT '',
+            category TEXT,
+            language TEXT,
+            prompt TEXT NOT NULL,
+            rendered_prompt TEXT NOT NULL,
+            messages TEXT NOT NULL DEFAULT '[]',
+            retrieved TEXT NOT NULL DEFAULT '[]',
+            settings TEXT NOT NULL DEFAULT '{}',
+            answer TEXT NOT NULL,
+            reasoning TEXT,
+            finish_reason TEXT,
+            status TEXT NOT NULL DEFAULT 'ok',
+            error TEXT,
+            latency_s REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            client TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX chat_turns_by_time ON chat_turns (created_at);
+        CREATE INDEX chat_turns_by_session ON chat_turns (session, created_at);
+        CREATE TABLE chat_feedback (
+            id INTEGER PRIMARY KEY,
+            turn_id TEXT REFERENCES chat_turns(id) ON DELETE SET NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('good', 'bad', 'correction', 'experience')),
+            text TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'used', 'dismissed')),
+            used_by TEXT,
+            client TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX chat_feedback_by_status ON chat_feedback (status, kind);
+        CREATE INDEX chat_feedback_by_turn ON chat_feedback (turn_id);
+        """,
+    )
+
+
+@migration
+def m009_training_runs(conn: sqlite3.Connection) -> None:
+    """The train stage: one row per run, an index of the ``runs/<id>/`` folders.
+
+    The folder (manifest, adapter, metrics) is the source of truth; this table lets other stages
+    list runs, follow a run's parents, and find the one promoted for chat and serving.
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE training_runs (
+            id TEXT PRIMARY KEY,
+            dataset TEXT NOT NULL,
+            shard INTEGER,
+            status TEXT NOT NULL,
+            parent TEXT,
+            layout TEXT NOT NULL,
+            base_model TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            summary TEXT NOT NULL DEFAULT '{}',
+            promoted INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX training_runs_by_dataset ON training_runs (dataset, created_at);
+        """,
+    )
+
+
+@migration
+def m010_grow_rounds(conn: sqlite3.Connection) -> None:
+    """The grow stage: one row per round (feedback → records → teach → train → evaluate →
+    promote), so that a round stopped at any point is resumed where it stopped.
+
+    ``stage`` is the last step finished: 'ingested' (records, notes and feedback marks committed
+    together), 'taught', 'trained', 'evaluated', 'done'. ``records``, ``feedback`` and ``notes``
+    are JSON lists of what the round made and used; ``decision`` the promotion verdict (JSON).
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE grow_rounds (
+            id TEXT PRIMARY KEY,
+            dataset TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            current_run TEXT NOT NULL,
+            new_run TEXT,
+            records TEXT NOT NULL DEFAULT '[]',
+            feedback TEXT NOT NULL DEFAULT '[]',
+            notes TEXT NOT NULL DEFAULT '[]',
+            settings TEXT NOT NULL DEFAULT '{}',
+            decision TEXT,
+            promoted INTEGER NOT NULL DEFAULT 0,
+            report TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX grow_rounds_by_time ON grow_rounds (created_at);
+        """,
+    )

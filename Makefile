@@ -34,6 +34,7 @@ format: setup
 bench: setup
 	$(BIN)/python bench/curate.py
 	$(BIN)/python bench/annotate_accuracy.py
+	$(BIN)/python bench/retrieval.py
 
 demo: setup
 	$(BIN)/bonsai demo

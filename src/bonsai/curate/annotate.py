@@ -19,10 +19,6 @@ from bonsai.store import RecordStore
 
 ONLY_CHOICES = ("language", "category")
 
-PREFETCH_MIN_RECORDS = 1000
-"""From this many records on, some text almost always needs the statistical language model, so
-it starts loading in the background while the rules do their part."""
-
 CHUNK = 2000
 """Records categorised per step: the unit of progress."""
 
@@ -39,8 +35,8 @@ class AnnotateArgs:
     """Compute and report, but write nothing."""
     fast: bool = False
     """Use lingua's low-accuracy mode for the text the rules leave open: measured on 16k records,
-    less than half the CPU time and 300 MB less memory, but wrong more often on texts of a few
-    words (bench/annotate_accuracy.py)."""
+    half the CPU time (3 s instead of 6 s) and 230 MB less memory, but wrong more often on texts
+    of a few words (bench/annotate_accuracy.py)."""
 
     def __post_init__(self) -> None:
         if self.only is not None and self.only not in ONLY_CHOICES:
@@ -203,9 +199,6 @@ def annotate_dataset(
     ``progress(done, total)`` is called after each chunk of records and at the end.
     """
     detector = detector or default_detector(low_accuracy=args.fast)
-    if args.languages and store.count(dataset) >= PREFETCH_MIN_RECORDS:
-        # Loads while records are read and the rules run: lingua is needed only at the end.
-        detector.prefetch()
     records = store.records(dataset)
     result = AnnotateResult(records=len(records))
     stats_before = dict(detector.stats)

@@ -79,6 +79,11 @@ _STYLES = (
 )
 
 
+_COMPRESSION = 3
+"""zlib level of the parts. On a 16k-record export (19 MB of sheet XML), level 3 takes 0.23 s
+of CPU and writes 5.1 MB; the default level 6 takes 0.55 s for 4.7 MB."""
+
+
 def column_letter(index: int) -> str:
     """1 → A, 27 → AA."""
     letters = ""
@@ -171,7 +176,7 @@ def write_xlsx(
     json_columns = {name for name in columns if not all(_is_plain(r.get(name)) for r in rows)}
     with (
         atomic_path(out) as tmp,
-        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=_COMPRESSION) as zf,
     ):
         zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
         zf.writestr("_rels/.rels", _ROOT_RELS)

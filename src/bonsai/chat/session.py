@@ -1,0 +1,362 @@
+"""A chat session: a question in, an answer out (streamed), the turn logged, feedback taken.
+
+The terminal chat and the HTTP server both go through :meth:`ChatSession.ask`, so a turn is
+built, retrieved for, generated and logged the same way everywhere, and exactly once: whether it
+finishes, is cancelled by the client, or fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from bonsai.chat import store
+from bonsai.chat.prompts import (
+    ANSWER,
+    PromptParts,
+    build_record,
+    guess_category,
+    guess_language,
+    history_block,
+    normalise_mode,
+    notes_block,
+)
+from bonsai.errors import BonsaiError
+from bonsai.generate.args import GenerateArgs
+from bonsai.generate.engine import Generation, Generator
+from bonsai.generate.prompting import PromptLayout
+from bonsai.records import Record
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from bonsai.rag import Hit
+
+Retriever = Callable[[str, int], "list[Hit]"]
+"""(query, k) → the k best chunks of the knowledge base."""
+OnDelta = Callable[[str, str], None]
+"""Called with ('reasoning' | 'answer', text) as the model writes."""
+
+ANSWER_MARKER = "### Response:"
+"""Where the answer starts in a layout whose model writes its reasoning first."""
+
+
+@dataclass
+class ChatArgs:
+    """How the chat answers."""
+
+    mode: str = ANSWER
+    """'answer', or 'question_to_question' (q2q): reply with 2–4 sharper questions."""
+    rag: bool = True
+    """Retrieve from the garden's notes and records and put the best chunks in the prompt."""
+    k: int = 4
+    """How many chunks to retrieve."""
+    max_notes_chars: int = 2400
+    """The retrieved notes are cut to this many characters: a small model reads a short context
+    better, and the prompt stays fast to process."""
+    max_history_chars: int = 1500
+    """Earlier turns a client sends are cut to this many characters, newest kept."""
+    generate: GenerateArgs = field(default_factory=GenerateArgs)
+
+    def __post_init__(self) -> None:
+        self.mode = normalise_mode(self.mode)
+        if not 1 <= self.k <= 20:
+            raise BonsaiError(f"k must be between 1 and 20, not {self.k}", field="k")
+        if self.max_notes_chars < 0 or self.max_history_chars < 0:
+            raise BonsaiError("character limits cannot be negative", field="max_notes_chars")
+
+
+@dataclass
+class ChatTurn:
+    """A finished exchange, as logged."""
+
+    log: store.TurnLog
+    hits: list[Hit]
+    generation: Generation
+
+    @property
+    def id(self) -> str:
+        return self.log.id
+
+    @property
+    def answer(self) -> str:
+        return self.log.answer
+
+    @property
+    def reasoning(self) -> str | None:
+        return self.log.reasoning
+
+
+class CompletionSplitter:
+    """Routes streamed text to 'reasoning' or 'answer'. In a layout where the model writes its
+    reasoning first, text before :data:`ANSWER_MARKER` is reasoning (a marker split across
+    deltas is held back until it is whole); otherwise all of it is the answer."""
+
+    def __init__(self, reasoning_first: bool, emit: OnDelta | None) -> None:
+        self.in_answer = not reasoning_first
+        self.emit = emit
+        self.pending = ""
+        self.answer_started = False
+
+    def feed(self, text: str) -> None:
+        if self.emit is None:
+            return
+        if self.in_answer:
+            self._answer(text)
+            return
+        self.pending += text
+        at = self.pending.find(ANSWER_MARKER)
+        if at != -1:
+            before, after = self.pending[:at], self.pending[at + len(ANSWER_MARKER) :]
+            if before.strip():
+                self.emit("reasoning", before.rstrip())
+            self.pending, self.in_answer = "", True
+            self._answer(after)
+            return
+        keep = next(
+            (
+                n
+                for n in range(len(ANSWER_MARKER) - 1, 0, -1)
+                if self.pending.endswith(ANSWER_MARKER[:n])
+            ),
+            0,
+        )
+        ready = self.pending[: len(self.pending) - keep]
+        if ready:
+            self.emit("reasoning", ready)
+        self.pending = self.pending[len(ready) :]
+
+    def _answer(self, text: str) -> None:
+        if not self.answer_started:
+            text = text.lstrip()  # the newline after the marker
+            if not text:
+                return
+            self.answer_started = True
+        if self.emit is not None:
+            self.emit("answer", text)
+
+
+def garden_retriever(conn: sqlite3.Connection) -> Retriever:
+    """Retrieval over the garden's knowledge base; nothing (and no encoder loaded) while it is
+    empty."""
+
+    def retrieve(query: str, k: int) -> list[Hit]:
+        if conn.execute("SELECT 1 FROM knowledge_chunks LIMIT 1").fetchone() is None:
+            return []
+        from bonsai.rag import retrieve as rag_retrieve
+
+        return rag_retrieve(conn, query, k)
+
+    return retrieve
+
+
+def hit_ref(hit: Hit) -> dict[str, Any]:
+    """What a turn log keeps of a retrieved chunk: enough to find and cite it again."""
+    from bonsai.rag import format_citation
+
+    return {
+        "chunk_id": hit.chunk_id,
+        "source": hit.source,
+        "heading": hit.heading,
+        "score": round(float(hit.score), 6),
+        "citation": format_citation(hit),
+    }
+
+
+class ChatSession:
+    """Answers questions with one engine in one prompt layout and logs every turn."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        engine: Generator,
+        layout: PromptLayout,
+        *,
+        run_id: str,
+        base_model: str = "",
+        args: ChatArgs | None = None,
+        retriever: Retriever | None = None,
+        session_id: str | None = None,
+        client: str = "chat",
+        detect_language: Callable[[str], str | None] = guess_language,
+    ) -> None:
+        self.conn = conn
+        self.engine = engine
+        self.layout = layout
+        self.run_id = run_id
+        self.base_model = base_model
+        self.args = args or ChatArgs()
+        self.retriever = retriever if retriever is not None else garden_retriever(conn)
+        self.session_id = session_id or store.new_session_id()
+        self.client = client
+        self.detect_language = detect_language
+        self._shows_category = layout.shows_category()
+        self._reasoning_first = not layout.render(_probe()).rstrip().endswith(ANSWER_MARKER)
+        self.last: ChatTurn | None = None
+
+    # -- asking ---------------------------------------------------------------------------
+
+    def ask(
+        self,
+        question: str,
+        *,
+        mode: str | None = None,
+        rag: bool | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        system: str = "",
+        generate_args: GenerateArgs | None = None,
+        on_delta: OnDelta | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        client: str | None = None,
+        turn_id: str | None = None,
+        session: str | None = None,
+    ) -> ChatTurn:
+        """Answer ``question``; the turn is logged whatever happens (ok, cancelled, error)."""
+        if not question.strip():
+            raise BonsaiError("the question is empty", field="question")
+        started = time.time()
+        args = self.args
+        mode = normalise_mode(mode) if mode else args.mode
+        use_rag = args.rag if rag is None else rag
+        gen_args = (generate_args or args.generate).with_stop(self.layout.stop)
+
+        language = self.detect_language(question)
+        hits = self.retriever(question, args.k) if use_rag else []
+        while True:
+            parts = PromptParts(
+                system=system.strip(),
+                history=history_block(history, args.max_history_chars),
+                notes=notes_block(hits, language, args.max_notes_chars),
+            )
+            category = guess_category(question, parts.notes, mode)
+            record = build_record(
+                question,
+                mode=mode,
+                parts=parts,
+                language=language,
+                category=category,
+                layout_shows_category=self._shows_category,
+            )
+            prompt = self.layout.render(record)
+            # Leave the answer room: drop the weakest notes until the prompt fits.
+            if not hits or self._fits(prompt, gen_args.max_new_tokens):
+                break
+            hits = hits[:-1]
+        log = store.TurnLog(
+            id=turn_id or store.new_turn_id(),
+            session=session or self.session_id,
+            mode=mode,
+            run_id=self.run_id,
+            prompt=question,
+            rendered_prompt=prompt,
+            answer="",
+            created_at=started,
+            base_model=self.base_model,
+            layout=self.layout.name,
+            category=category,
+            language=language,
+            messages=messages or [],
+            retrieved=[hit_ref(h) for h in hits],
+            settings={"rag": use_rag, "k": args.k, "generate": gen_args.to_dict()},
+            client=client or self.client,
+        )
+        splitter = CompletionSplitter(self._reasoning_first, on_delta)
+        generation: Generation | None = None
+        try:
+            stream = self.engine.stream(prompt, gen_args)
+            with stream:
+                for delta in stream:
+                    splitter.feed(delta)
+                    if should_stop and should_stop():
+                        break
+            generation = stream.result
+        except BaseException as exc:
+            log.status, log.error = "error", f"{type(exc).__name__}: {exc}"
+            log.latency_s = round(time.time() - started, 4)
+            store.log_turn(self.conn, log)
+            raise
+        reasoning, answer = self.layout.parse(generation.text)
+        log.answer, log.reasoning = answer, reasoning
+        log.finish_reason = generation.finish_reason
+        log.status = "cancelled" if generation.finish_reason == "cancelled" else "ok"
+        log.latency_s = round(time.time() - started, 4)
+        log.prompt_tokens = generation.prompt_tokens
+        log.completion_tokens = generation.completion_tokens
+        store.log_turn(self.conn, log)
+        turn = ChatTurn(log=log, hits=list(hits), generation=generation)
+        self.last = turn
+        return turn
+
+    def _fits(self, prompt: str, answer_tokens: int) -> bool:
+        room = min(answer_tokens, self.engine.max_context // 4)
+        return self.engine.count_tokens(prompt) + 1 + room <= self.engine.max_context
+
+    def with_mode(self, mode: str) -> None:
+        self.args = replace(self.args, mode=normalise_mode(mode))
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    def _turn_id(self, turn_id: str | None) -> str:
+        if turn_id:
+            return turn_id
+        if self.last is None:
+            raise BonsaiError("there is no answer to give feedback on yet", field="turn_id")
+        return self.last.id
+
+    def rate(self, good: bool, reason: str = "", *, turn_id: str | None = None) -> store.Feedback:
+        return store.add_feedback(
+            self.conn,
+            "good" if good else "bad",
+            turn_id=self._turn_id(turn_id),
+            reason=reason,
+            client=self.client,
+        )
+
+    def correct(self, better_answer: str, *, turn_id: str | None = None) -> store.Feedback:
+        return store.add_feedback(
+            self.conn,
+            "correction",
+            turn_id=self._turn_id(turn_id),
+            text=better_answer,
+            client=self.client,
+        )
+
+    def remember(self, experience: str, *, turn_id: str | None = None) -> store.Feedback:
+        """Keep an experience; it is about the last turn when there is one."""
+        about = turn_id or (self.last.id if self.last else None)
+        return store.add_feedback(
+            self.conn, "experience", turn_id=about, text=experience, client=self.client
+        )
+
+
+def _probe() -> Record:
+    return Record(id="probe", instruction="q", category="open_qa", language="en")
+
+
+def open_session(
+    garden: Any,
+    run: str | None = None,
+    *,
+    args: ChatArgs | None = None,
+    client: str = "chat",
+    conn: sqlite3.Connection | None = None,
+    engine: str = "auto",
+) -> ChatSession:
+    """Load the run called ``run`` (None: the default, see :mod:`bonsai.generate.loading`) and
+    start a session on the garden's database (or on ``conn``)."""
+    from bonsai.generate.loading import choose_run, load_generator
+
+    choice = choose_run(garden, run)
+    loaded = load_generator(choice, engine=engine)
+    return ChatSession(
+        conn if conn is not None else garden.db,
+        loaded.engine,
+        loaded.layout,
+        run_id=choice.id,
+        base_model=choice.base_model,
+        args=args,
+        client=client,
+    )

@@ -1,0 +1,218 @@
+"""``bonsai eval``: measure a run per category against its parent and the base model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from bonsai.cli.common import GardenOption, console, open_garden
+from bonsai.errors import BonsaiError
+
+
+def eval_command(
+    run: Annotated[
+        str | None,
+        typer.Argument(
+            help="Run to evaluate: its id (see `bonsai runs`) or 'latest'.", show_default=False
+        ),
+    ] = None,
+    against: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--against",
+            "-a",
+            help="Compare with this run id, 'parent' or 'base' (repeatable). "
+            "Default: the run's parent, if any, and the base model.",
+            show_default=False,
+        ),
+    ] = None,
+    probes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own probes: JSONL (or a JSON array) with instruction, output, category "
+            "and optionally input, language, accept.",
+            show_default=False,
+        ),
+    ] = None,
+    builtin_probes: Annotated[
+        bool,
+        typer.Option(
+            "--builtin-probes/--no-builtin-probes",
+            help="Also ask the built-in probes (facts and capitals in ja/en/zh, J→E/E→J).",
+        ),
+    ] = True,
+    seed_probes: Annotated[
+        int,
+        typer.Option(
+            help="Sentence pairs from the shared Alpaca seed tasks (../shared/data), when "
+            "present, asked J→E and E→J.",
+        ),
+    ] = 5,
+    max_items: Annotated[
+        int | None,
+        typer.Option(help="Validation records asked at most, spread over categories."),
+    ] = None,
+    max_probes: Annotated[
+        int | None, typer.Option(help="Probes asked at most, spread over categories.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int,
+        typer.Option(help="Longest answer, in tokens (+64 for a bonsai-layout run's reasoning)."),
+    ] = 96,
+    losses: Annotated[
+        bool,
+        typer.Option(
+            "--losses/--no-losses",
+            help="Measure validation loss per record (and the loss-outlier contradiction check).",
+        ),
+    ] = True,
+    outliers: Annotated[
+        bool,
+        typer.Option(
+            "--outliers/--no-outliers",
+            help="Measure the run's loss on its training records to find the ones it cannot "
+            "fit (suspected contradictions).",
+        ),
+    ] = True,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the report (default: the run's folder).", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for bootstrap and item sampling.")] = 0,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="Train the dataset with the alpaca and the bonsai layout on equal budgets, "
+            "evaluate both, and report the difference per category.",
+        ),
+    ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Dataset for --ablation.", show_default=False),
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Training steps per layout in --ablation.", show_default=False),
+    ] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            help="Epochs per layout in --ablation (instead of --max-steps).", show_default=False
+        ),
+    ] = None,
+    garden: GardenOption = None,
+) -> None:
+    """Evaluate a run per category, side by side with its parent and the base model.
+
+    Every model answers the validation split and the probes, greedily.
+    Scores: exact/contains match (QA, classification), chrF per direction
+    (translation), loops, repeated lines, distinct-n and length (creative),
+    share of questions (question_to_question); deltas with 95% bootstrap
+    intervals. Diagnostics: memorisation, suspected contradictions, loss by
+    category and language. Writes a self-contained report-*.html and its
+    JSON into the run's folder.
+    """
+    from bonsai.evaluate.args import AblationArgs, EvalArgs
+    from bonsai.evaluate.progress import RichPhases
+
+    g = open_garden(garden)
+    common: dict[str, Any] = dict(
+        probes=probes,
+        builtin_probes=builtin_probes,
+        seed_probes=seed_probes,
+        max_items=max_items,
+        max_probes=max_probes,
+        max_new_tokens=max_new_tokens,
+        losses=losses,
+        outliers=outliers,
+        out=out,
+        seed=seed,
+    )
+    phases = RichPhases(console)
+    if ablation:
+        if run is not None:
+            raise BonsaiError("--ablation trains its own runs: pass --dataset NAME, not a run id")
+        from bonsai.evaluate.ablation import run_ablation
+
+        args = AblationArgs(
+            dataset=dataset or "",
+            max_steps=max_steps,
+            epochs=epochs,
+            seed=seed,
+            eval=EvalArgs(run="(ablation)", **common),
+        )
+        try:
+            outcome = run_ablation(g, args, phases=phases, console=console)
+        finally:
+            phases.close()
+        _print_outcome(outcome.results, outcome.html, outcome.json)
+        return
+    if run is None:
+        raise BonsaiError("which run? pass a run id (see `bonsai runs`) or 'latest'", field="run")
+    if dataset is not None or max_steps is not None or epochs is not None:
+        raise BonsaiError("--dataset, --max-steps and --epochs go with --ablation")
+    from bonsai.evaluate.runner import evaluate
+
+    eval_args = EvalArgs(run=run, against=list(against or []), **common)
+    console.print(f"Evaluating run [bold]{escape(eval_args.run)}[/]")
+    try:
+        outcome = evaluate(g, eval_args, phases=phases)
+    finally:
+        phases.close()
+    _print_outcome(outcome.results, outcome.html, outcome.json)
+
+
+def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None:
+    from bonsai.evaluate.scoring import HEADLINE
+
+    primary = results["primary"]
+    others = [m["key"] for m in results["models"] if m["key"] != primary]
+    table = Table(title=f"{primary} per category (headline metric)", title_justify="left")
+    table.add_column("category")
+    table.add_column("metric")
+    table.add_column("n", justify="right")
+    table.add_column(primary, justify="right")
+    for other in others:
+        table.add_column(f"Δ vs {other} [95% CI]", justify="right")
+    for category, cell in results["summary"][primary].items():
+        metric, _ = HEADLINE[category]
+        value = cell["metrics"].get(metric, {}).get("mean")
+        row = [category, metric, str(cell["n"]), _num(value)]
+        for other in others:
+            d = results["deltas"].get(other, {}).get(category, {}).get(metric)
+            row.append(_delta(d))
+        table.add_row(*row)
+    console.print(table)
+    memo = (results.get("diagnostics") or {}).get("memorisation")
+    if memo:
+        console.print(f"Memorisation: [bold]{memo['verdict']}[/]")
+    found = (results.get("diagnostics") or {}).get("contradictions") or []
+    if found:
+        console.print(
+            "Suspected contradictions: "
+            + "; ".join(escape(", ".join(c["records"])) for c in found[:5])
+        )
+    console.print(f"Report: [bold]{escape(str(html))}[/]")
+    console.print(f"  (results as JSON: {escape(str(json_path))})")
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}" if abs(value) <= 1 else f"{value:.1f}"
+
+
+def _delta(d: dict[str, Any] | None) -> str:
+    if not d or d.get("delta") is None:
+        return "–"
+    text = f"{d['delta']:+.3f}" if abs(d["delta"]) <= 1 else f"{d['delta']:+.1f}"
+    if d.get("low") is not None:
+        text += f" [{d['low']:+.2f}, {d['high']:+.2f}]"
+    return f"[green]{text}[/]" if d.get("significant") and d["delta"] > 0 else text
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

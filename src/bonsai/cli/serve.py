@@ -1,0 +1,83 @@
+"""``bonsai serve``: an OpenAI-compatible API for your bonsai, on this machine by default."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
+
+
+def serve(
+    garden: GardenOption = None,
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on (127.0.0.1: only this machine can connect)."
+        ),
+    ] = "127.0.0.1",
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            "-r",
+            help="Run to serve: a run id, 'latest' or 'base' (default: the promoted run, else "
+            "the newest finished one, else the base model).",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="Environment variable holding the API key clients must send as a Bearer token.",
+            show_default=False,
+        ),
+    ] = None,
+    queue_size: Annotated[
+        int, typer.Option("--queue", help="Requests that may wait; more are refused (429).", min=1)
+    ] = 8,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", help="Most tokens one answer may ask for.", min=1)
+    ] = 1024,
+    max_body: Annotated[
+        int, typer.Option("--max-body", help="Largest request body in bytes (413 above).", min=1)
+    ] = 1_048_576,
+) -> None:
+    """Serve your bonsai over an OpenAI-compatible API.
+
+    Endpoints: /v1/models, /v1/chat/completions (with "stream": true), /v1/embeddings, and
+    /v1/feedback (rate, correct or remember, like in `bonsai chat`). Every exchange is logged in
+    the garden (`bonsai logs`). Point any OpenAI client at http://HOST:PORT/v1.
+    """
+    from bonsai.serve import ServeArgs, build_state, run_server
+
+    args = ServeArgs(
+        host=host,
+        port=port,
+        run=run,
+        api_key_env=api_key_env,
+        queue_size=queue_size,
+        max_tokens=max_tokens,
+        max_body_bytes=max_body,
+    )
+    g = open_garden(garden)
+    if not args.is_local and not args.api_key_env:
+        print_warning(f"listening on {host} without an API key: anyone who can reach it may use it")
+    with err_console.status("Loading the student…") as status:
+        state = build_state(g, args, status=lambda text: status.update(text))
+
+    def announce(url: str) -> None:
+        key = f", key from ${api_key_env}" if api_key_env else ""
+        console.print(
+            f"Serving [bold]{state.model_id}[/] at {url} (OpenAI-compatible{key}). Ctrl-C stops.",
+            highlight=False,
+        )
+
+    run_server(state, announce=announce)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,222 @@
+"""``bonsai train``, ``bonsai runs [show RUN]`` and ``bonsai merge RUN --out DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bonsai.cli.common import GardenOption, console, open_garden
+from bonsai.errors import BonsaiError
+
+INTERRUPTED_EXIT = 130
+"""Exit status after Ctrl-C saved a checkpoint (the shell's convention for SIGINT)."""
+
+
+def train(
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Dataset to train on.", show_default=False),
+    ] = None,
+    garden: GardenOption = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            help="Prompt layout: alpaca, bonsai (the model writes reasoning, then the answer) or "
+            "bonsai-given (reasoning in the prompt). Default: bonsai if most records have a "
+            "reasoning.",
+            show_default=False,
+        ),
+    ] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model to fine-tune: embedded:gemma-3-270m, a Hugging Face id or a folder. "
+            "Default: [student] base_model of bonsai.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    shard: Annotated[
+        int | None, typer.Option(help="Train on this shard only.", show_default=False)
+    ] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            help="Passes over the data (default: from the data size).", show_default=False
+        ),
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Stop after this many optimizer steps.", show_default=False),
+    ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            help="Validation loss every N steps (default: ~10 per run).", show_default=False
+        ),
+    ] = None,
+    save_every: Annotated[
+        int | None,
+        typer.Option(
+            help="Checkpoint every N steps (default: as --eval-every).", show_default=False
+        ),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Longest example in tokens (default: the longest, ≤1024).", show_default=False
+        ),
+    ] = None,
+    overlong: Annotated[
+        str | None,
+        typer.Option(help="Longer examples: truncate (default) or skip.", show_default=False),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate (default 2e-4).", show_default=False)
+    ] = None,
+    batch_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Tokens per optimizer step (default: ~20 steps per epoch).", show_default=False
+        ),
+    ] = None,
+    lora_rank: Annotated[
+        int | None,
+        typer.Option(help="LoRA rank (default: from the data size).", show_default=False),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="bf16, fp32 or auto (default: whichever is faster here).", show_default=False
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (default 0).", show_default=False)
+    ] = None,
+    from_run: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Continue this run's adapter (e.g. on the next shard); it becomes the parent.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the latest unfinished run exactly where it stopped."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show rendered examples with their masks; train nothing."),
+    ] = False,
+) -> None:
+    """Fine-tune the student with LoRA on a dataset's records.
+
+    Each run gets a folder runs/RUN-ID/ in the garden with the adapter, a manifest, metrics and
+    loss curves. Ctrl-C saves a checkpoint and exits with status 130; --resume continues it on
+    the same curve. Settings left out are derived from the model and the data, and printed.
+    """
+    from bonsai.train.args import TrainArgs
+    from bonsai.train.loop import resume as resume_run
+    from bonsai.train.loop import train as train_run
+
+    g = open_garden(garden)
+    flags = {
+        "layout": layout,
+        "base_model": base_model,
+        "shard": shard,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "eval_every": eval_every,
+        "save_every": save_every,
+        "max_length": max_length,
+        "overlong": overlong,
+        "lr": lr,
+        "batch_tokens": batch_tokens,
+        "lora_rank": lora_rank,
+        "precision": precision,
+        "seed": seed,
+        "from_run": from_run,
+    }
+    if resume:
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]
+        if given or dry_run:
+            extra = ", ".join(given) or "--dry-run"
+            raise BonsaiError(f"--resume continues a run with its own settings; leave out {extra}")
+        run = resume_run(g, dataset=dataset, console=console)
+    else:
+        if not dataset:
+            raise BonsaiError("which dataset? pass --dataset NAME", hint="`bonsai data list`")
+        run = train_run(g, TrainArgs.from_flags(dataset, dry_run=dry_run, **flags), console=console)
+    if run is not None and run.status == "interrupted":
+        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+runs_app = typer.Typer(
+    help="List training runs, or show one.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+
+@runs_app.callback()
+def runs_list(
+    ctx: typer.Context,
+    garden: GardenOption = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Only this dataset's runs.", show_default=False),
+    ] = None,
+) -> None:
+    """List the garden's training runs (oldest first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bonsai.train.report import runs_table
+    from bonsai.train.runs import list_runs
+
+    found = list_runs(open_garden(garden), dataset=dataset)
+    if not found:
+        console.print("No training runs yet. `bonsai train --dataset NAME` starts one.")
+        return
+    console.print(runs_table(found))
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[
+        str, typer.Argument(help="Run id (or its start, or 'latest').", show_default=False)
+    ],
+    garden: GardenOption = None,
+) -> None:
+    """Summarise a run: data, settings, losses overall and per category, warnings, files."""
+    from bonsai.train.report import show_run
+    from bonsai.train.runs import load_run, read_metrics
+
+    found = load_run(open_garden(garden), run)
+    show_run(found, read_metrics(found), console)
+
+
+def merge(
+    run: Annotated[
+        str, typer.Argument(help="Run id (or its start, or 'latest').", show_default=False)
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the merged model.", show_default=False)
+    ],
+    garden: GardenOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Fold a run's LoRA adapter into its base model: a folder plain transformers loads."""
+    from bonsai.train.merge import merge_run
+
+    written = merge_run(open_garden(garden), run, out, overwrite=overwrite)
+    console.print(f"Merged model written to [bold]{written}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.add_typer(runs_app, name="runs")
+    app.command()(merge)

@@ -1,0 +1,195 @@
+"""Making a small model generate fast on a CPU: fewer bytes read per token.
+
+Generating one token reads every weight once, so on a CPU the time per token is mostly memory
+traffic. Gemma 3 270M has a 262k-token vocabulary: its output layer (``lm_head``, tied to the
+embedding) is 168M of its 268M parameters, so that layer alone is most of the traffic.
+
+Two changes, each measured by ``bench/generate.py``:
+
+- :class:`RefinedHead` — the output layer scores every token with 4-bit copies of its weights
+  (group-wise, like the GGUF the embedded model ships as), then recomputes the tokens near the
+  best exactly in float32 from the original weights. Greedy decoding and top-k sampling only
+  ever look at the best tokens, so they see exact scores, at about a quarter of the traffic;
+  only scores far down the tail (probabilities below e^-8 of the best) stay approximate.
+- :class:`Int8Linear` — ``precision="int8"`` stores the other linear layers as int8 with one
+  scale per output row (weight-only; activations stay bf16). This one is an approximation. The
+  embedded model's own weights come from 4–8-bit GGUF blocks, so int8 per row is finer than the
+  source; for other models it is the usual weight-only int8, close to lossless for most tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+PRECISIONS = ("bf16", "int8")
+HEAD_GROUP = 32
+"""Weights sharing one 4-bit scale and offset in the output layer."""
+HEAD_WINDOW = 8.0
+"""Tokens whose 4-bit score is within this many logits of the best are rescored exactly. The
+4-bit error is a fraction of a logit, so the true best token is always among them; and a token
+8 logits below the best has a probability e^-8 ≈ 0.03% of it (less still at temperature < 1),
+so sampling never needs exact scores further down."""
+HEAD_MAX_CANDIDATES = 2048
+"""A cap on the rescored tokens, for flat distributions: then the 2048 best 4-bit scores."""
+MIN_HEAD_ROWS = 32_768
+"""A 4-bit head pays off only for a large vocabulary; small (test) models keep their own."""
+
+
+def _has_kernels() -> bool:
+    ops = torch.ops.aten
+    return all(
+        hasattr(ops, name)
+        for name in (
+            "_weight_int8pack_mm",
+            "_weight_int4pack_mm_for_cpu",
+            "_convert_weight_to_int4pack_for_cpu",
+        )
+    )
+
+
+class Int8Linear(nn.Module):
+    """A linear layer with int8 weights and a bf16 scale per output row."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        quantised = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        self.register_buffer("weight_int8", quantised.contiguous())
+        self.register_buffer("scale", scale.to(torch.bfloat16))
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.bfloat16:
+            x = x.to(torch.bfloat16)
+        if x.dim() == 2:
+            out = torch.ops.aten._weight_int8pack_mm(x, self.weight_int8, self.scale)
+        else:
+            flat = x.reshape(-1, x.shape[-1])
+            out = torch.ops.aten._weight_int8pack_mm(flat, self.weight_int8, self.scale)
+            out = out.view(*x.shape[:-1], self.out_features)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return out
+
+
+class GemmaRMSNorm(nn.Module):
+    """Gemma's RMSNorm (float32 math, weight applied as 1 + w) as one fused kernel: the same
+    numbers as the model's own module, from one call instead of seven. A decode step runs 109
+    of them, so this is worth a few milliseconds per token."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.register_buffer("scale", 1.0 + norm.weight.detach().float())
+        self.eps = float(norm.eps)
+        self.shape = tuple(norm.weight.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.rms_norm(x.float(), self.shape, self.scale, self.eps).to(x.dtype)
+
+
+def pack_int4(weight: torch.Tensor, group: int = HEAD_GROUP) -> tuple[torch.Tensor, torch.Tensor]:
+    """(packed weights, scales and zeros) in the layout of torch's CPU int4 matmul.
+
+    Each group of ``group`` weights in a row keeps its minimum and step: w ≈ (q - 8)·step + zero
+    with q in 0..15 and zero = min + 8·step.
+    """
+    rows, cols = weight.shape
+    grouped = weight.detach().float().reshape(rows, cols // group, group)
+    low = grouped.amin(dim=-1, keepdim=True)
+    step = ((grouped.amax(dim=-1, keepdim=True) - low) / 15.0).clamp(min=1e-12)
+    q = torch.round((grouped - low) / step).clamp(0, 15).to(torch.int32).reshape(rows, cols)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2)
+    zero = low + 8.0 * step
+    scales_zeros = torch.stack([step.squeeze(-1), zero.squeeze(-1)], dim=-1)
+    return packed, scales_zeros.transpose(0, 1).contiguous().to(torch.bfloat16)
+
+
+class RefinedHead(nn.Module):
+    """The output layer: 4-bit scores for every token, exact float32 scores for the best ones."""
+
+    def __init__(self, head: nn.Linear) -> None:
+        super().__init__()
+        # The original weight is kept (shared with the input embedding when tied, so no copy):
+        # the exact rescoring reads only the candidates' rows of it.
+        self.weight = head.weight
+        self.bias = head.bias
+        self.packed, self.scales_zeros = pack_int4(head.weight)
+        self.out_features = head.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1]).to(torch.bfloat16)
+        scores = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            flat, self.packed, HEAD_GROUP, self.scales_zeros
+        ).float()
+        if self.bias is not None:
+            scores = scores + self.bias.float()
+        for row in range(scores.shape[0]):
+            self._refine(scores[row], flat[row])
+        return scores.reshape(*shape[:-1], self.out_features)
+
+    def _refine(self, scores: torch.Tensor, hidden: torch.Tensor) -> None:
+        """Replace the best tokens' 4-bit scores by exact ones, in place."""
+        near = scores >= scores.max() - HEAD_WINDOW
+        count = int(near.sum())
+        if count > HEAD_MAX_CANDIDATES:
+            top = scores.topk(HEAD_MAX_CANDIDATES).indices
+        else:
+            top = near.nonzero().squeeze(1)
+        exact = self.weight[top].float() @ hidden.float()
+        if self.bias is not None:
+            exact = exact + self.bias.float()[top]
+        scores.index_copy_(0, top, exact)
+
+
+def _int4_ok(head: nn.Linear) -> bool:
+    return head.out_features >= MIN_HEAD_ROWS and head.in_features % HEAD_GROUP == 0
+
+
+def prepare_for_inference(model: Any, precision: str = "int8") -> dict[str, Any]:
+    """Swap the model's layers in place for the fast ones; returns what was done (for logs)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    done: dict[str, Any] = {"precision": precision, "head": "bf16", "int8_layers": 0}
+    if not _has_kernels() or model.dtype != torch.bfloat16:
+        done["note"] = "no CPU int4/int8 kernels in this torch, or not bf16: left as is"
+        return done
+    if hasattr(model, "peft_config"):
+        done["note"] = "adapters attached (merge them first): left as is"
+        return done
+    head = model.get_output_embeddings()
+    if isinstance(head, nn.Linear) and _int4_ok(head):
+        model.set_output_embeddings(RefinedHead(head))
+        done["head"] = f"int4 g{HEAD_GROUP}, exact within {HEAD_WINDOW:g} of the best"
+    if precision == "int8":
+        done["int8_layers"] = _swap_linears(model.get_decoder())
+    done["fused_norms"] = _swap_norms(model)
+    return done
+
+
+def _swap_norms(module: nn.Module) -> int:
+    count = 0
+    for name, child in list(module.named_children()):
+        # Only Gemma's own norm is swapped: its formula is known to match (see the tests).
+        if type(child).__name__ in ("Gemma3RMSNorm", "GemmaRMSNorm", "Gemma2RMSNorm"):
+            setattr(module, name, GemmaRMSNorm(child))
+            count += 1
+        else:
+            count += _swap_norms(child)
+    return count
+
+
+def _swap_linears(module: nn.Module) -> int:
+    count = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Linear) and child.in_features % 8 == 0:
+            setattr(module, name, Int8Linear(child))
+            count += 1
+        else:
+            count += _swap_linears(child)
+    return count

@@ -1,0 +1,80 @@
+"""``bonsai serve``: the student behind an OpenAI-compatible HTTP API on this machine.
+
+- :class:`~bonsai.serve.args.ServeArgs`: host, port, run, API key variable, limits.
+- :func:`~bonsai.serve.app.create_app`: the FastAPI app (models, chat completions with streaming,
+  embeddings, feedback).
+- :func:`run_server`: load the run and listen (uvicorn, one process, one model thread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bonsai.serve.args import ServeArgs
+
+if TYPE_CHECKING:
+    from bonsai.garden import Garden
+
+__all__ = ["ServeArgs", "build_state", "run_server"]
+
+
+def build_state(garden: Garden, args: ServeArgs, *, status: Callable[[str], None] | None = None):
+    """Load the run and open the database connections the server needs."""
+    from bonsai.chat.session import ChatSession
+    from bonsai.db import connect
+    from bonsai.generate.loading import choose_run, load_generator
+    from bonsai.rag.embed import default_model_name
+    from bonsai.serve.app import ServerState
+
+    api_key = args.api_key()
+    choice = choose_run(garden, args.run)
+    if status:
+        status(f"Loading {choice.describe()}…")
+    loaded = load_generator(choice)
+    session = ChatSession(
+        connect(garden.db_path),
+        loaded.engine,
+        loaded.layout,
+        run_id=choice.id,
+        base_model=choice.base_model,
+        client="serve",
+        session_id="serve",
+    )
+    return ServerState(
+        args=args,
+        session=session,
+        feedback_conn=connect(garden.db_path),
+        model_id=choice.id,
+        api_key=api_key,
+        embed_model=default_model_name,
+    )
+
+
+def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
+    """Listen until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
+    import uvicorn
+
+    from bonsai.serve.app import create_app
+
+    args = state.args
+    app = create_app(state)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        workers=1,
+    )
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+            await super().startup(sockets)
+            # Announce only once the port is bound (and say which, when --port 0 chose it).
+            if self.started and announce and self.servers and self.servers[0].sockets:
+                port = self.servers[0].sockets[0].getsockname()[1]
+                announce(f"http://{args.host}:{port}/v1")
+
+    Server(config).run()

@@ -1,0 +1,294 @@
+"""Runs: one folder per training run, ``runs/<run-id>/`` in the garden, indexed in the database.
+
+The folder is the source of truth::
+
+    runs/20250714-101530-cat-care/
+        manifest.json     settings (given and derived), data hash, base model, layout, parent,
+                          code version, status, summary
+        metrics.jsonl     one JSON object per event: train step, validation, epoch start, warning
+        adapter/          the final PEFT adapter (PeftModel.from_pretrained loads it)
+        checkpoint/       the latest resumable state (adapter, optimizer, scheduler, RNG, step)
+        loss.png          train vs validation loss; loss_by_category.png: per category
+        train.log         what the run printed
+
+The ``training_runs`` table is an index of the same (status, parent, summary, the promoted run)
+so other stages can query runs without reading every folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bonsai.db import transaction
+from bonsai.errors import BonsaiError
+from bonsai.garden import Garden
+from bonsai.util.atomic import atomic_write_json, atomic_write_text
+
+STATUSES: tuple[str, ...] = ("running", "interrupted", "failed", "finished")
+MANIFEST = "manifest.json"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class Run:
+    """A run folder and its manifest."""
+
+    dir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.manifest["id"])
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "running"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.manifest.get("dataset", ""))
+
+    @property
+    def parent(self) -> str | None:
+        return self.manifest.get("parent")
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / MANIFEST
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / METRICS
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.dir / "adapter"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.dir / "checkpoint"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "train.log"
+
+    def is_live(self) -> bool:
+        """Whether the process that runs it is still alive (on this machine)."""
+        if self.status != "running":
+            return False
+        if self.manifest.get("host") != socket.gethostname():
+            return False
+        pid = self.manifest.get("pid")
+        if not isinstance(pid, int) or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def is_unfinished(self) -> bool:
+        return self.status != "finished" and not self.is_live()
+
+    def final_adapter(self) -> Path:
+        """The adapter to continue from or merge: the final one, else the latest checkpoint's."""
+        if (self.adapter_dir / "adapter_config.json").is_file():
+            return self.adapter_dir
+        candidate = self.checkpoint_dir / "adapter"
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+        raise BonsaiError(
+            f"run '{self.id}' has no adapter yet (it stopped before its first checkpoint)",
+            file=self.dir,
+        )
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return slug[:40] or "run"
+
+
+def new_run_id(garden: Garden, dataset: str) -> str:
+    """``YYYYmmdd-HHMMSS-<dataset>``, with ``-2``, ``-3``… if that second is taken."""
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(dataset)}"
+    candidate, n = base, 1
+    while (garden.runs_dir / candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BonsaiError("not a run folder (no manifest.json)", file=folder) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BonsaiError(f"the run manifest is not valid JSON: {exc}", file=path) from None
+    if not isinstance(data, dict) or "id" not in data:
+        raise BonsaiError("the run manifest has no id", file=path, field="id")
+    return data
+
+
+def create_run(garden: Garden, manifest: dict[str, Any]) -> Run:
+    """Make the run folder, write its manifest and index it."""
+    run_id = manifest.get("id") or new_run_id(garden, manifest["dataset"])
+    folder = garden.runs_dir / run_id
+    folder.mkdir(parents=True)
+    now = time.time()
+    manifest = {
+        "id": run_id,
+        **{k: v for k, v in manifest.items() if k != "id"},
+        "status": "running",
+        "created_at": now,
+        "updated_at": now,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
+    run = Run(folder, manifest)
+    save_manifest(garden, run)
+    return run
+
+
+def save_manifest(garden: Garden, run: Run) -> None:
+    """Write the manifest (atomically) and bring the index row up to date."""
+    run.manifest["updated_at"] = time.time()
+    atomic_write_json(run.manifest_path, run.manifest)
+    _index(garden, run)
+
+
+def set_status(garden: Garden, run: Run, status: str, **fields: Any) -> None:
+    assert status in STATUSES, status
+    run.manifest["status"] = status
+    if status == "running":
+        run.manifest["pid"] = os.getpid()
+        run.manifest["host"] = socket.gethostname()
+        run.manifest.pop("error", None)
+    if status == "finished":
+        run.manifest["finished_at"] = time.time()
+    run.manifest.update(fields)
+    save_manifest(garden, run)
+
+
+def _index(garden: Garden, run: Run) -> None:
+    m = run.manifest
+    with transaction(garden.db):
+        garden.db.execute(
+            "INSERT INTO training_runs (id, dataset, shard, status, parent, layout, base_model,"
+            " created_at, finished_at, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
+            " finished_at = excluded.finished_at, summary = excluded.summary",
+            (
+                m["id"],
+                m.get("dataset", ""),
+                m.get("shard"),
+                m.get("status", "running"),
+                m.get("parent"),
+                m.get("layout", ""),
+                (m.get("base_model") or {}).get("name", ""),
+                m.get("created_at", time.time()),
+                m.get("finished_at"),
+                json.dumps(m.get("summary") or {}, ensure_ascii=False),
+            ),
+        )
+
+
+def list_runs(garden: Garden, *, dataset: str | None = None) -> list[Run]:
+    """Every run folder of the garden, oldest first (folders that are not runs are ignored)."""
+    runs = []
+    if garden.runs_dir.is_dir():
+        for folder in garden.runs_dir.iterdir():
+            if folder.name.startswith(".") or not (folder / MANIFEST).is_file():
+                continue
+            try:
+                run = Run(folder, read_manifest(folder))
+            except BonsaiError:
+                continue
+            if dataset is None or run.dataset == dataset:
+                runs.append(run)
+    return sorted(runs, key=lambda r: (r.manifest.get("created_at", 0), r.id))
+
+
+def load_run(garden: Garden, ref: str) -> Run:
+    """A run by id, by a unique start of its id, or 'latest'."""
+    runs = list_runs(garden)
+    if ref == "latest":
+        if not runs:
+            raise BonsaiError("this garden has no runs yet", hint="`bonsai train` starts one")
+        return runs[-1]
+    exact = [r for r in runs if r.id == ref]
+    if exact:
+        return exact[0]
+    matches = [r for r in runs if r.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(r.id for r in matches[:5])
+        raise BonsaiError(f"'{ref}' matches several runs: {names}", hint="give more of the id")
+    raise BonsaiError(f"no run '{ref}' in this garden", hint="`bonsai runs` lists them")
+
+
+def latest_unfinished(garden: Garden, *, dataset: str | None = None) -> Run | None:
+    unfinished = [r for r in list_runs(garden, dataset=dataset) if r.is_unfinished()]
+    return unfinished[-1] if unfinished else None
+
+
+def promote(garden: Garden, run: Run) -> None:
+    """Mark ``run`` as the one chat and serving use (and no other)."""
+    if run.status != "finished":
+        raise BonsaiError(f"run '{run.id}' is {run.status}: only a finished run can be promoted")
+    _index(garden, run)
+    with transaction(garden.db):
+        garden.db.execute("UPDATE training_runs SET promoted = 0 WHERE promoted = 1")
+        garden.db.execute("UPDATE training_runs SET promoted = 1 WHERE id = ?", (run.id,))
+
+
+def promoted_run(garden: Garden) -> Run | None:
+    row = garden.db.execute("SELECT id FROM training_runs WHERE promoted = 1").fetchone()
+    return load_run(garden, row[0]) if row else None
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def append_metric(run: Run, entry: dict[str, Any]) -> None:
+    with run.metrics_path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def read_metrics(run: Run) -> list[dict[str, Any]]:
+    if not run.metrics_path.is_file():
+        return []
+    entries = []
+    for line in run.metrics_path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill; the rest is still good
+    return entries
+
+
+def keep_metrics_upto(run: Run, step: int) -> None:
+    """Drop entries logged after ``step`` (a run killed after its last checkpoint logged steps
+    that the resumed run will log again). An epoch that starts at ``step`` is logged again too."""
+    kept = [
+        e
+        for e in read_metrics(run)
+        if int(e.get("step", 0)) < step
+        or (int(e.get("step", 0)) == step and e.get("kind") != "epoch")
+    ]
+    text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in kept)
+    atomic_write_text(run.metrics_path, text)

@@ -1,0 +1,146 @@
+"""Chat sessions on a tiny model: prompts, retrieval with citations, modes, logging, feedback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bonsai.chat import ChatArgs, ChatSession, store
+from bonsai.chat.prompts import Q2Q_INSTRUCTIONS
+from bonsai.chat.session import CompletionSplitter
+from bonsai.errors import BonsaiError
+from bonsai.garden import Garden
+from bonsai.generate import GenerateArgs
+from bonsai.generate.engine import TransformersGenerator
+from bonsai.generate.prompting import get_layout
+from bonsai.student import load_model, load_tokenizer
+
+SAMPLE_NOTES = Path(__file__).resolve().parents[1] / "src" / "bonsai" / "sample" / "notes"
+QUESTION = "What does Mochi eat every day?"
+SHORT = GenerateArgs(max_new_tokens=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path) -> TransformersGenerator:
+    name = str(tiny_model_dir)
+    return TransformersGenerator(load_model(name), load_tokenizer(name), model_id="tiny")
+
+
+def session_for(garden: Garden, engine: TransformersGenerator, layout: str = "alpaca", **args):
+    return ChatSession(
+        garden.db,
+        engine,
+        get_layout(layout),
+        run_id="base",
+        base_model="tiny",
+        args=ChatArgs(generate=SHORT, **args),
+    )
+
+
+def add_sample_notes(garden: Garden, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bonsai.rag.embed import HashingEncoder
+    from bonsai.rag.notes import add_paths
+
+    monkeypatch.setenv("BONSAI_EMBED_MODEL", "hashing")  # instant, no model weights
+    add_paths(garden, [SAMPLE_NOTES], encoder=HashingEncoder())
+
+
+def test_a_turn_is_streamed_and_logged_once_with_its_context(
+    garden: Garden, engine: TransformersGenerator
+) -> None:
+    session = session_for(garden, engine)
+    deltas: list[tuple[str, str]] = []
+    turn = session.ask(QUESTION, on_delta=lambda kind, text: deltas.append((kind, text)))
+    assert {kind for kind, _ in deltas} == {"answer"}
+    assert "".join(text for _, text in deltas).strip() == turn.answer
+    (logged,) = store.list_turns(garden.db)
+    assert logged == turn.log
+    assert logged.prompt == QUESTION and QUESTION in logged.rendered_prompt
+    assert logged.language == "en" and logged.mode == "answer" and logged.status == "ok"
+    assert logged.settings["generate"]["max_new_tokens"] == 16
+    assert "\n### " in logged.settings["generate"]["stop"]  # the layout's stop was added
+    assert logged.retrieved == [] and "Notes:" not in logged.rendered_prompt  # no notes yet
+    assert logged.completion_tokens and logged.latency_s is not None
+
+
+def test_retrieved_notes_go_into_the_prompt_and_are_cited(
+    garden: Garden, engine: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_sample_notes(garden, monkeypatch)
+    session = session_for(garden, engine, k=3)
+    turn = session.ask("What wet food does Mochi eat for breakfast?")
+    assert 1 <= len(turn.hits) <= 3
+    refs = turn.log.retrieved
+    assert refs[0]["citation"].startswith("notes/") or "sample" in refs[0]["source"]
+    assert all(ref["citation"] in turn.log.rendered_prompt for ref in refs)
+    assert "Notes:\n[1] " in turn.log.rendered_prompt
+    assert turn.log.settings["rag"] is True
+    plain = session.ask("What wet food does Mochi eat for breakfast?", rag=False)
+    assert plain.log.retrieved == [] and "Notes:" not in plain.log.rendered_prompt
+
+
+def test_question_to_question_mode(garden: Garden, engine: TransformersGenerator) -> None:
+    alpaca = session_for(garden, engine, mode="q2q")
+    turn = alpaca.ask("猫の健康について知りたいです。")
+    # The base layout does not show the category: the instruction spells the mode out.
+    assert turn.log.mode == "question_to_question" and turn.log.language == "ja"
+    assert Q2Q_INSTRUCTIONS["ja"] in turn.log.rendered_prompt
+    assert "Question: 猫の健康について知りたいです。" in turn.log.rendered_prompt
+    bonsai = session_for(garden, engine, layout="bonsai")
+    turn = bonsai.ask("猫の健康について知りたいです。", mode="q2q")
+    assert "### Category: question_to_question" in turn.log.rendered_prompt
+    assert Q2Q_INSTRUCTIONS["ja"] not in turn.log.rendered_prompt  # the category says it
+    answer = bonsai.ask("猫の健康について知りたいです。")
+    assert answer.log.category != "question_to_question"
+    with pytest.raises(BonsaiError, match="unknown mode"):
+        bonsai.ask("x", mode="poetry")
+
+
+def test_failures_and_cancellations_are_logged_too(
+    garden: Garden, tiny_model_dir: Path, engine: TransformersGenerator
+) -> None:
+    name = str(tiny_model_dir)
+    small = TransformersGenerator(
+        load_model(name), load_tokenizer(name), model_id="tiny", max_context=40
+    )
+    session = session_for(garden, small)
+    with pytest.raises(BonsaiError, match="prompt is"):
+        session.ask("Mochi " * 60)
+    (failed,) = store.list_turns(garden.db)
+    assert failed.status == "error" and "prompt is" in (failed.error or "")
+    streamed: list[str] = []
+    session = session_for(garden, engine)
+    turn = session.ask(
+        QUESTION,
+        generate_args=GenerateArgs(max_new_tokens=200, seed=1),
+        on_delta=lambda _, text: streamed.append(text),
+        should_stop=lambda: len(streamed) >= 2,
+    )
+    assert turn.log.status == "cancelled" and turn.generation.finish_reason == "cancelled"
+    assert turn.answer == "".join(streamed).strip()
+    assert [t.status for t in store.list_turns(garden.db)] == ["error", "cancelled"]
+
+
+def test_feedback_on_the_last_turn(garden: Garden, engine: TransformersGenerator) -> None:
+    session = session_for(garden, engine)
+    with pytest.raises(BonsaiError, match="no answer"):
+        session.rate(True)
+    turn = session.ask(QUESTION)
+    session.rate(False, "it ignored the question")
+    session.correct("Mochi eats wet food twice a day.")
+    session.remember("Mochi is allergic to chicken.")
+    kinds = [(f.kind, f.turn_id) for f, _ in store.pending_feedback(garden.db)]
+    assert kinds == [("bad", turn.id), ("correction", turn.id), ("experience", turn.id)]
+
+
+def test_splitter_routes_reasoning_and_answer() -> None:
+    seen: list[tuple[str, str]] = []
+    splitter = CompletionSplitter(True, lambda kind, text: seen.append((kind, text)))
+    for piece in ["You should ", "check her bowl.\n\n### Resp", "onse:\n", "Twice ", "a day."]:
+        splitter.feed(piece)
+    reasoning = "".join(t for k, t in seen if k == "reasoning")
+    answer = "".join(t for k, t in seen if k == "answer")
+    assert reasoning.strip() == "You should check her bowl."
+    assert answer == "Twice a day."
+    assert get_layout("bonsai").parse("You should x.\n### Response:\nA")[1] == "A"

@@ -1,0 +1,97 @@
+"""The fast inference layers: the 4-bit-then-exact output layer and int8 linear layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bonsai.generate.fast import (
+    HEAD_WINDOW,
+    MIN_HEAD_ROWS,
+    Int8Linear,
+    RefinedHead,
+    prepare_for_inference,
+)
+
+
+def big_head(seed: int = 0) -> nn.Linear:
+    torch.manual_seed(seed)
+    head = nn.Linear(64, MIN_HEAD_ROWS, bias=False)
+    nn.init.normal_(head.weight, std=0.5)
+    return head.to(torch.bfloat16)
+
+
+def test_refined_head_scores_the_best_tokens_exactly() -> None:
+    head = big_head()
+    refined = RefinedHead(head)
+    for seed in range(5):
+        torch.manual_seed(100 + seed)
+        hidden = torch.randn(1, 1, 64).to(torch.bfloat16)
+        with torch.inference_mode():
+            exact = hidden.float().reshape(1, 64) @ head.weight.float().T
+            got = refined(hidden).reshape(1, -1)
+        assert int(got.argmax()) == int(exact.argmax())
+        top = exact.topk(50).indices
+        assert torch.equal(got.topk(50).indices.sort().values, top.sort().values)
+        assert torch.allclose(got[0, top[0]], exact[0, top[0]], atol=1e-3)
+        far = exact < exact.max() - 2 * HEAD_WINDOW
+        error = (got[far] - exact[far]).abs().max()
+        # The tail is only approximate (the 4-bit pass), well within the rescoring window.
+        assert 1e-3 < error < HEAD_WINDOW / 2
+
+
+def test_refined_head_handles_several_positions() -> None:
+    head = big_head(1)
+    refined = RefinedHead(head)
+    hidden = torch.randn(2, 3, 64).to(torch.bfloat16)
+    with torch.inference_mode():
+        got = refined(hidden)
+        exact = hidden.float() @ head.weight.float().T
+    assert got.shape == (2, 3, MIN_HEAD_ROWS)
+    assert torch.equal(got.argmax(-1), exact.argmax(-1))
+
+
+def test_int8_linear_is_close_to_the_bf16_layer() -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(128, 96, bias=True).to(torch.bfloat16)
+    fast = Int8Linear(layer)
+    x = torch.randn(4, 7, 128).to(torch.bfloat16)
+    with torch.inference_mode():
+        want, got = layer(x).float(), fast(x).float()
+    assert got.shape == want.shape
+    assert (got - want).abs().max() < 0.05 * want.abs().max()
+
+
+def test_prepare_swaps_layers_and_keeps_small_heads(tiny_model_dir) -> None:
+    from bonsai.student import load_model
+
+    model = load_model(str(tiny_model_dir))
+    done = prepare_for_inference(model, "int8")
+    assert done["int8_layers"] == 14  # 7 linear layers in each of the 2 layers
+    assert done["head"] == "bf16"  # a 512-token vocabulary gains nothing from 4 bits
+    assert isinstance(model.get_output_embeddings(), nn.Linear)
+    with pytest.raises(ValueError, match="precision"):
+        prepare_for_inference(model, "fp8")
+
+
+def test_fused_gemma_norm_gives_the_same_numbers(tiny_model_dir) -> None:
+    from bonsai.generate.fast import GemmaRMSNorm
+    from bonsai.student import load_model
+
+    model = load_model(str(tiny_model_dir))
+    norms = [m for m in model.modules() if type(m).__name__ == "Gemma3RMSNorm"]
+    assert norms
+    torch.manual_seed(0)
+    for norm in norms:
+        torch.nn.init.normal_(norm.weight, std=0.3)
+        x = (torch.randn(3, 5, norm.weight.shape[0]) * 4).to(torch.bfloat16)
+        with torch.inference_mode():
+            assert torch.equal(GemmaRMSNorm(norm)(x), norm(x))
+    ids = torch.tensor([[2, 40, 41, 42, 43, 44]])
+    with torch.inference_mode():
+        before = model(input_ids=ids).logits
+        done = prepare_for_inference(model, "bf16")
+        after = model(input_ids=ids).logits
+    assert done["fused_norms"] == len(norms) and done["int8_layers"] == 0
+    assert torch.equal(before, after)

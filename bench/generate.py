@@ -20,8 +20,8 @@ machine slows them alike:
 It also reports how close the fast engines are to ``hf``: whether their greedy text is the same,
 and the share of positions where the int8 engine's most likely next token equals the bf16
 model's, scored teacher-forced over ``hf``'s own answers. With ``--loops N`` it measures the
-share of N probe answers that loop (evaluate's ``is_looping``), greedy without controls versus
-the chat defaults.
+share of N probe answers that loop (evaluate's ``is_looping``): greedy without any control,
+with the repetition controls, and as chat answers them (controls and the layout's stops).
 
 Tokens/s counts generated tokens over wall time, prompt processing included.
 Prints ``RESULT tokens_per_s=… hf_tokens_per_s=… ratio=…`` last.
@@ -43,6 +43,7 @@ import torch  # noqa: E402
 from bonsai.evaluate.metrics import is_looping  # noqa: E402
 from bonsai.generate import GenerateArgs, deterministic_args, generate  # noqa: E402
 from bonsai.generate.engine import TransformersGenerator  # noqa: E402
+from bonsai.generate.fast import inference_threads  # noqa: E402
 from bonsai.student import load_tokenizer, resolve_base_model  # noqa: E402
 
 PROMPTS = [
@@ -105,22 +106,28 @@ def llama_cpp_speed(tokens: int) -> float | None:
     return statistics.mean(rates)
 
 
-def loop_rates(engine, count: int, tokens: int) -> tuple[float, float]:
+def loop_rates(engine, count: int, tokens: int) -> tuple[float, float, float]:
+    """Share of probe answers that loop: greedy with no control at all, with the repetition
+    controls only, and as chat answers (controls plus the layout's stop sequences)."""
     from bonsai.evaluate.probes import builtin_probes
     from bonsai.generate.prompting import get_layout
     from bonsai.records import Record
 
     layout = get_layout("alpaca")
     probes = builtin_probes()[:count]
-    raw = controlled = 0
+    counts = [0, 0, 0]
     for probe in probes:
         record = Record(id=probe["id"], instruction=probe["instruction"], input=probe["input"])
         prompt = layout.render(record)
-        free = generate(engine, prompt, deterministic_args(max_new_tokens=tokens, **RAW))
-        raw += is_looping(free.text)
-        chat = generate(engine, prompt, GenerateArgs(max_new_tokens=tokens, seed=0))
-        controlled += is_looping(chat.text)
-    return raw / len(probes), controlled / len(probes)
+        settings = [
+            deterministic_args(max_new_tokens=tokens, **RAW),
+            GenerateArgs(max_new_tokens=tokens, seed=0),
+            GenerateArgs(max_new_tokens=tokens, seed=0).with_stop(layout.stop),
+        ]
+        for i, args in enumerate(settings):
+            counts[i] += is_looping(generate(engine, prompt, args).text)
+    raw, controls, chat = (c / len(probes) for c in counts)
+    return raw, controls, chat
 
 
 def main() -> None:
@@ -130,13 +137,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over the prompts")
     parser.add_argument("--loops", type=int, default=0, help="probe answers for the loop rate")
     parser.add_argument(
-        "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
+        "--threads", type=int, default=0, help="torch threads for both (default: as chat uses)"
     )
     opts = parser.parse_args()
-    if opts.threads:
-        # On a busy machine one thread per process is steadier: a second thread that is not
-        # scheduled makes every parallel kernel wait for it.
-        torch.set_num_threads(opts.threads)
+    # Both engines run with the threads chat and serve use (one fewer than the CPUs): with every
+    # core busy, a thread that is not scheduled stalls each parallel kernel, for hf as for us.
+    torch.set_num_threads(opts.threads or inference_threads())
 
     path = resolve_base_model(opts.model)
     tokenizer = load_tokenizer(path)
@@ -150,8 +156,11 @@ def main() -> None:
             load_hf(path), tokenizer, model_id=precision, precision=precision
         )
         engines[precision] = engine
-        print(f"bonsai-{precision}: {engine.inference} (prepared in "
-              f"{time.perf_counter() - started:.1f} s)", flush=True)
+        print(
+            f"bonsai-{precision}: {engine.inference} (prepared in "
+            f"{time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
 
     speeds: dict[str, list[float]] = {k: [] for k in ("hf", "bf16", "int8", "chat")}
     same_text = {"bf16": 0, "int8": 0}
@@ -180,6 +189,9 @@ def main() -> None:
 
     mean = {k: statistics.mean(v) for k, v in speeds.items()}
     agreement = top1_agreement(hf_model, engines["int8"].model, tokenizer, answers)
+    # HF rounds its logits to bf16, where near-ties (about 2% of positions) become exact ties
+    # that argmax breaks by token id; BONSAI scores the best tokens in float32. So even the bf16
+    # engine's greedy text departs from hf's at such a tie, by being more precise.
     print(
         f"greedy text identical to hf: bf16 {same_text['bf16']}/{runs}, "
         f"int8 {same_text['int8']}/{runs}; int8 top-1 agreement with bf16 "
@@ -191,10 +203,15 @@ def main() -> None:
         print(f"llama.cpp {llama:.1f} tok/s", flush=True)
     extra = ""
     if opts.loops:
-        raw, controlled = loop_rates(engines["int8"], opts.loops, 128)
-        print(f"loop rate over {opts.loops} probes: greedy without controls {raw:.0%}, "
-              f"chat defaults {controlled:.0%}", flush=True)
-        extra = f" loop_rate_raw={raw:.2f} loop_rate_chat={controlled:.2f}"
+        raw, controls, chat = loop_rates(engines["int8"], opts.loops, 128)
+        print(
+            f"loop rate over {opts.loops} probes (128 tokens): greedy without controls "
+            f"{raw:.0%}, repetition controls {controls:.0%}, as chat answers {chat:.0%}",
+            flush=True,
+        )
+        extra = (
+            f" loop_rate_raw={raw:.2f} loop_rate_controls={controls:.2f} loop_rate_chat={chat:.2f}"
+        )
     ratio = mean["int8"] / mean["hf"]
     llama_part = f" llama_cpp_tokens_per_s={llama:.1f}" if llama is not None else ""
     print(

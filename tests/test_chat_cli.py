@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from generate_support import inference_thread_count  # noqa: F401
 from rich.console import Console
 
 from bonsai.chat import ChatArgs, ChatSession, store
@@ -111,5 +112,7 @@ def test_chat_errors_are_one_line(cli, tiny_garden: Garden) -> None:
     assert "Traceback" not in unknown.output
     mode = cli("chat", "--mode", "poetry", "--once", "hi there", "--garden", tiny_garden.root)
     assert mode.exit_code == 2 and "unknown mode 'poetry'" in mode.stderr
+    precision = cli("chat", "--precision", "fp8", "--once", "hi there", "-g", tiny_garden.root)
+    assert precision.exit_code == 2 and "unknown precision 'fp8'" in precision.stderr
     empty = cli("logs", "--garden", tiny_garden.root)
     assert empty.exit_code == 0 and "No chat exchanges yet" in empty.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from generate_support import inference_thread_count  # noqa: F401
 
 from bonsai.chat import ChatArgs, ChatSession, store
 from bonsai.chat.prompts import Q2Q_INSTRUCTIONS

@@ -84,3 +84,12 @@ def test_bad_flags(garden: Garden, cli) -> None:
     assert result.exit_code == 2 and "--dataset" in result.stderr
     result = cli("eval", "run-a", "--ablation", "--dataset", "cats", "-g", garden.root)
     assert result.exit_code == 2 and "not a run id" in result.stderr
+
+
+def test_run_without_an_adapter(garden: Garden, cli) -> None:
+    add_records(garden, "cats", simple_records())
+    run = fake_run(garden, "run-a", status="interrupted")
+    result = cli("eval", "run-a", "--garden", garden.root)
+    assert result.exit_code == 2
+    assert "has no adapter yet" in result.stderr and "--resume" in result.stderr
+    assert _files(run) == ["manifest.json"]

@@ -11,6 +11,7 @@ from eval_support import fake_run
 
 from bonsai.curate.importer import import_file
 from bonsai.curate.split import SplitArgs, split_dataset
+from bonsai.errors import BonsaiError
 from bonsai.evaluate.ablation import run_ablation
 from bonsai.evaluate.args import AblationArgs, EvalArgs
 from bonsai.evaluate.runinfo import load_run
@@ -130,3 +131,8 @@ def test_default_comparison_is_the_parent_and_the_base(garden: Garden) -> None:
     assert [m.key for m in _models(garden, load_run(garden, "run-a"), [], {})] == ["tuned", "base"]
     named = _models(garden, child, ["run-c", "run-a"], {})
     assert [m.key for m in named] == ["tuned", "run-c", "parent"]
+    fake_run(garden, "run-d", parent="run-gone")
+    orphan = load_run(garden, "run-d")
+    assert [m.key for m in _models(garden, orphan, [], {})] == ["tuned", "base"]
+    with pytest.raises(BonsaiError, match="no run 'run-gone'"):
+        _models(garden, orphan, ["parent"], {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from generate_support import inference_thread_count  # noqa: F401
 from torch import nn
 
 from bonsai.generate.fast import (

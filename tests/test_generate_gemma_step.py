@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from generate_support import inference_thread_count  # noqa: F401
 
 from bonsai.generate.fast import prepare_for_inference
 from bonsai.generate.gemma_step import GemmaStep, supports

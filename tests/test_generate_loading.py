@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from generate_support import inference_thread_count  # noqa: F401
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden

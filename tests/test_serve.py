@@ -270,3 +270,10 @@ def test_acknowledged_feedback_survives_a_killed_server(
         assert [t.id for t in store.list_turns(conn)] == [reply.id]  # the cut one is not logged
     finally:
         conn.close()
+
+
+def test_serve_refuses_a_missing_api_key_variable(cli, tmp_path: Path, tiny_model_dir: Path):
+    garden = tiny_garden(tmp_path / "garden", tiny_model_dir)
+    result = cli("serve", "--api-key-env", "BONSAI_NO_SUCH_KEY", "--garden", garden.root)
+    assert result.exit_code == 2
+    assert "BONSAI_NO_SUCH_KEY is not set" in result.stderr and "Traceback" not in result.output

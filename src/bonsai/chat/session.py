@@ -344,13 +344,14 @@ def open_session(
     client: str = "chat",
     conn: sqlite3.Connection | None = None,
     engine: str = "auto",
+    precision: str = "int8",
 ) -> ChatSession:
     """Load the run called ``run`` (None: the default, see :mod:`bonsai.generate.loading`) and
     start a session on the garden's database (or on ``conn``)."""
     from bonsai.generate.loading import choose_run, load_generator
 
     choice = choose_run(garden, run)
-    loaded = load_generator(choice, engine=engine)
+    loaded = load_generator(choice, engine=engine, precision=precision)
     return ChatSession(
         conn if conn is not None else garden.db,
         loaded.engine,

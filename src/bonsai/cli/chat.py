@@ -22,6 +22,16 @@ RunOption = Annotated[
 ]
 
 
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="'int8': weight-only int8 layers, about 1.4x faster (next-token choice agrees with "
+        "bf16 ~99% of the time); 'bf16': the model's own weights.",
+    ),
+]
+
+
 def chat(
     garden: GardenOption = None,
     run: RunOption = None,
@@ -46,12 +56,13 @@ def chat(
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Greedy and reproducible (as evaluation does).")
     ] = False,
+    precision: PrecisionOption = "int8",
 ) -> None:
     """Chat with your bonsai: answers stream in, with the notes they were given.
 
-    After an answer: /good, /bad REASON, /correct (write the better answer), /remember TEXT,
-    /mode q2q, /sources, /quit. Everything is logged in the garden (see `bonsai logs`) and
-    feedback feeds the next `bonsai grow`.
+    After an answer: /good, /bad REASON, /correct, /remember TEXT, /mode q2q, /sources, /quit.
+    Everything is logged in the garden (see `bonsai logs`).
+    Feedback feeds the next `bonsai grow`.
     """
     from bonsai.chat import ChatArgs
     from bonsai.chat.repl import Repl
@@ -67,7 +78,12 @@ def chat(
         ),
     )
     with err_console.status("Loading the student…"):
-        session = open_session(g, run, args=args, client="chat")
+        session = open_session(g, run, args=args, client="chat", precision=precision)
+    if once is None:
+        from bonsai.curate.language import default_detector
+
+        # The statistical language model takes seconds to load: let it load while the user types.
+        default_detector().prefetch()
     repl = Repl(session, console, _reader())
     if once is not None:
         turn = repl.ask(once, stream=console.is_terminal)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from bonsai.cli.chat import PrecisionOption
 from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
 
 
@@ -45,12 +46,14 @@ def serve(
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body in bytes (413 above).", min=1)
     ] = 1_048_576,
+    precision: PrecisionOption = "int8",
 ) -> None:
     """Serve your bonsai over an OpenAI-compatible API.
 
-    Endpoints: /v1/models, /v1/chat/completions (with "stream": true), /v1/embeddings, and
-    /v1/feedback (rate, correct or remember, like in `bonsai chat`). Every exchange is logged in
-    the garden (`bonsai logs`). Point any OpenAI client at http://HOST:PORT/v1.
+    Endpoints: /v1/models, /v1/chat/completions ("stream": true too), /v1/embeddings.
+    /v1/feedback rates, corrects or remembers, as `bonsai chat` does.
+    Every exchange is logged in the garden: `bonsai logs` lists them.
+    Point any OpenAI client at http://HOST:PORT/v1.
     """
     from bonsai.serve import ServeArgs, build_state, run_server
 
@@ -62,6 +65,7 @@ def serve(
         queue_size=queue_size,
         max_tokens=max_tokens,
         max_body_bytes=max_body,
+        precision=precision,
     )
     g = open_garden(garden)
     if not args.is_local and not args.api_key_env:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bonsai.records import Record
 
 Advance = Callable[[int], None]
+"""Called with how many prompts or records were just finished, for a progress bar."""
 
 
 @contextmanager
@@ -55,8 +56,6 @@ def answer_all(
             advance(1)
     return out
 
-
-"""Called with how many prompts were just finished, for a progress bar."""
 
 MAX_LOSS_TOKENS = 1024
 """Longest example measured for loss; the end of a longer target is cut, as training does."""
@@ -105,7 +104,7 @@ class ModelSession:
 
     @contextmanager
     def use(self, key: str) -> Iterator[None]:
-        """Answer as ``key``: a run's adapter, or the bare base model for a key without one."""
+        """Run as ``key``: a run's adapter, or the bare base model for a key without one."""
         if key in self._adapters:
             self.model.set_adapter(key)
             yield

@@ -153,6 +153,16 @@ def collect_items(val: Sequence[Record], args: EvalArgs) -> list[Item]:
     return val_items + probe_items
 
 
+def _check_adapter(run: RunInfo) -> RunInfo:
+    if not (run.adapter_dir / "adapter_config.json").is_file():
+        raise BonsaiError(
+            f"run '{run.id}' has no adapter yet (it stopped before its first checkpoint)",
+            file=run.folder,
+            hint="`bonsai train --resume` continues it",
+        )
+    return run
+
+
 def _models(
     garden: Garden, run: RunInfo, against: Sequence[str], keys: dict[str, str]
 ) -> list[_Model]:
@@ -169,7 +179,12 @@ def _models(
         if name == PARENT:
             if not run.parent:
                 raise BonsaiError(f"run '{run.id}' has no parent run", field="against")
-            other = load_run(garden, run.parent)
+            try:
+                other = load_run(garden, run.parent)
+            except BonsaiError:
+                if against:
+                    raise
+                continue  # compared by default only: a parent whose folder is gone is skipped
             key = PARENT
         else:
             other = load_run(garden, name)
@@ -342,6 +357,9 @@ def evaluate(
     prep = prepare(garden, args)
     run, records, items = prep.run, prep.records, prep.items
     models = _models(garden, run, args.against, keys or {})
+    for model in models:
+        if model.run is not None:
+            _check_adapter(model.run)
     primary = models[0].key
     by_id = {r.id: r for r in records}
     val_records = [by_id[i.id] for i in items if i.source == "val"]

@@ -2,10 +2,12 @@
 
 transformers' ``generate()`` does a lot per token that a single CPU stream does not need (input
 preparation, a general logits-processor pipeline, stopping criteria over tensors). The engine
-here runs its own loop over the model and its KV cache instead: one forward per token on the
-last position only, the repetition controls of :mod:`bonsai.generate.controls` on a float32
-row, and streaming of text deltas that are never taken back (text that may still turn out to be
-a stop sequence or a repeat is held back until it is certain). ``bench/generate.py`` measures it
+here runs its own loop over the model and its KV cache instead: one step per token on the last
+position only (Gemma 3 through the lean step of :mod:`bonsai.generate.gemma_step`), the
+repetition controls of :mod:`bonsai.generate.controls` on a float32 row, and streaming of text
+deltas that are never taken back (text that may still turn out to be a stop sequence or a
+repeat is held back until it is certain). With ``precision`` set, the model's layers are first
+swapped for the faster ones of :mod:`bonsai.generate.fast`. ``bench/generate.py`` measures it
 against ``generate()`` side by side.
 """
 
@@ -197,6 +199,10 @@ class TransformersGenerator:
         limit = getattr(model.config, "max_position_embeddings", None) or DEFAULT_MAX_CONTEXT
         self.max_context = min(max_context or DEFAULT_MAX_CONTEXT, limit)
         self.eos_ids = _eos_ids(model, tokenizer)
+        from bonsai.generate.gemma_step import supports
+
+        lean = self.lean_step and supports(self.model)
+        self.inference["decode"] = "lean gemma step" if lean else "transformers forward"
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -220,22 +226,19 @@ class TransformersGenerator:
         """The chosen tokens, one model step each; stops at the token or context limit."""
         import torch
 
-        generator = None
-        if not args.greedy:
-            generator = torch.Generator()
-            if args.seed is not None:
-                generator.manual_seed(args.seed)
-            else:
-                generator.seed()
+        generator = sampler(args)
         budget = min(args.max_new_tokens, self.max_context - len(ids))
         decoder = self._decoder(len(ids) + budget)
+        # Inference mode only around the model's work, never across a yield: the consumer's
+        # code between tokens must run in the ordinary mode.
         with torch.inference_mode():
             logits = decoder.prefill(ids)
-            for i in range(budget):
-                row = apply_controls(logits.float(), state, args)
-                token = choose_token(row, args, generator)
-                yield token
-                if i + 1 < budget:
+        for i in range(budget):
+            with torch.inference_mode():
+                token = choose_token(apply_controls(logits.float(), state, args), args, generator)
+            yield token
+            if i + 1 < budget:
+                with torch.inference_mode():
                     logits = decoder.step(token)
 
     def _decoder(self, capacity: int) -> Any:
@@ -251,56 +254,96 @@ class TransformersGenerator:
     def _run(
         self, ids: list[int], args: GenerateArgs, holder: dict[str, Generation]
     ) -> Iterator[str]:
-        started = time.perf_counter()
-        first_token = 0.0
         state = AnswerState(args.no_repeat_ngram_size)
-        loop = LoopWatch(args.loop_max_period, args.loop_min_span)
-        text, emitted, finish = "", 0, "length"
-        at: int | None = None
-        try:
-            for token in self._tokens(ids, args, state):
-                if not first_token:
-                    first_token = time.perf_counter() - started
-                if token in self.eos_ids:
-                    finish = "stop"
-                    break
-                state.add(token)
-                cut = loop.add(token) if args.stop_on_loop else None
-                if cut is not None:
-                    text, finish = self._decode(state.tokens[:cut]), "loop"
-                    break
-                text = self._decode(state.tokens)
-                at = first_stop(text, args.stop, emitted)
-                if at is not None:
-                    text, finish = text[:at], "stop"
-                    break
-                # Hold back what a loop or a stop sequence could still take away.
-                hold = loop.suspect() if args.stop_on_loop else 0
-                safe = self._decode(state.tokens[: len(state.tokens) - hold]) if hold else text
-                safe = safe[: len(safe) - held_back(safe, args.stop)]
-                if len(safe) > emitted and text.startswith(safe):
-                    delta, emitted = safe[emitted:], len(safe)
-                    yield delta
-            if finish != "stop" or at is None:
-                # An answer cut at a token boundary may end inside a character: drop its bytes.
-                text = text.rstrip("\ufffd")
-            if len(text) > emitted:
-                delta, emitted = text[emitted:], len(text)
+        return stream_text(
+            self._tokens(ids, args, state),
+            state,
+            self._decode,
+            self.eos_ids,
+            len(ids),
+            args,
+            holder,
+        )
+
+
+def sampler(args: GenerateArgs) -> torch.Generator | None:
+    """The random source of one answer: seeded when asked, none when greedy."""
+    import torch
+
+    if args.greedy:
+        return None
+    generator = torch.Generator()
+    if args.seed is not None:
+        generator.manual_seed(args.seed)
+    else:
+        generator.seed()
+    return generator
+
+
+def stream_text(
+    tokens: Iterator[int],
+    state: AnswerState,
+    decode: Callable[[list[int]], str],
+    eos_ids: set[int],
+    prompt_tokens: int,
+    args: GenerateArgs,
+    holder: dict[str, Generation],
+) -> Iterator[str]:
+    """Text deltas of the answer made of ``tokens`` (which the engine chooses with ``state``):
+    stops at an end token, a stop sequence or a loop, and holds back whatever a stop sequence or
+    a loop could still take away, so that nothing streamed is ever taken back. Every engine
+    shares this, so all of them stream and stop alike. The result goes into ``holder``."""
+    started = time.perf_counter()
+    first_token = 0.0
+    loop = LoopWatch(args.loop_max_period, args.loop_min_span)
+    text, emitted, finish = "", 0, "length"
+    at: int | None = None
+    try:
+        for token in tokens:
+            if not first_token:
+                first_token = time.perf_counter() - started
+            if token in eos_ids:
+                finish = "stop"
+                break
+            state.add(token)
+            cut = loop.add(token) if args.stop_on_loop else None
+            if cut is not None:
+                text, finish = decode(state.tokens[:cut]), "loop"
+                break
+            text = decode(state.tokens)
+            at = first_stop(text, args.stop, emitted)
+            if at is not None:
+                text, finish = text[:at], "stop"
+                break
+            hold = loop.suspect() if args.stop_on_loop else 0
+            safe = decode(state.tokens[: len(state.tokens) - hold]) if hold else text
+            safe = safe[: len(safe) - held_back(safe, args.stop)]
+            if len(safe) > emitted and text.startswith(safe):
+                delta, emitted = safe[emitted:], len(safe)
                 yield delta
-        except GeneratorExit:
-            # The consumer stopped reading: what it was sent is the answer.
-            text, finish = text[:emitted], "cancelled"
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            holder["result"] = Generation(
-                text=text,
-                finish_reason=finish,
-                prompt_tokens=len(ids),
-                completion_tokens=len(state.tokens) + (1 if finish == "stop" else 0),
-                seconds=elapsed,
-                first_token_seconds=first_token or elapsed,
-            )
+        if finish != "stop" or at is None:
+            # An answer cut at a token boundary may end inside a character: drop its bytes.
+            text = text.rstrip("\ufffd")
+        if len(text) > emitted:
+            delta, emitted = text[emitted:], len(text)
+            yield delta
+    except GeneratorExit:
+        # The consumer stopped reading: what it was sent is the answer.
+        text, finish = text[:emitted], "cancelled"
+        raise
+    finally:
+        close = getattr(tokens, "close", None)
+        if close:
+            close()
+        elapsed = time.perf_counter() - started
+        holder["result"] = Generation(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(state.tokens) + (1 if finish == "stop" else 0),
+            seconds=elapsed,
+            first_token_seconds=first_token or elapsed,
+        )
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -4,7 +4,7 @@ Generating one token reads every weight once, so on a CPU the time per token is 
 traffic. Gemma 3 270M has a 262k-token vocabulary: its output layer (``lm_head``, tied to the
 embedding) is 168M of its 268M parameters, so that layer alone is most of the traffic.
 
-Two changes, each measured by ``bench/generate.py``:
+Two changes, each measured by ``bench/generate.py`` (plus Gemma's norms as one fused call):
 
 - :class:`RefinedHead` — the output layer scores every token with 4-bit copies of its weights
   (group-wise, like the GGUF the embedded model ships as), then recomputes the tokens near the
@@ -15,10 +15,17 @@ Two changes, each measured by ``bench/generate.py``:
   scale per output row (weight-only; activations stay bf16). This one is an approximation. The
   embedded model's own weights come from 4–8-bit GGUF blocks, so int8 per row is finer than the
   source; for other models it is the usual weight-only int8, close to lossless for most tasks.
+
+Measured on the embedded model (notes and Japanese seed tasks, 2,580 tokens): the 4-bit pass is
+off by at most 3.8 logits, and the refined head picked the float32 best token at every one of
+389 positions checked (transformers' own bf16 head, which rounds its scores, misses it at 2%).
+int8 layers raise the loss per token by 0.5% (3.242 → 3.258) and agree with bf16 on the most
+likely next token 95–99% of the time. A 4-bit body was tried too and rejected: +10% loss.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -36,6 +43,19 @@ HEAD_MAX_CANDIDATES = 2048
 """A cap on the rescored tokens, for flat distributions: then the 2048 best 4-bit scores."""
 MIN_HEAD_ROWS = 32_768
 """A 4-bit head pays off only for a large vocabulary; small (test) models keep their own."""
+
+
+def inference_threads() -> int:
+    """Threads for generating: ``BONSAI_THREADS``, else one fewer than the CPUs (at least one).
+
+    Measured on the 2-core machine with another process busy: 1 thread ~20 tokens/s, 2 threads
+    0.8 tokens/s. Each small matmul is split over all threads and waits for the slowest; a thread
+    that is not scheduled stalls every operation. Leaving one core free keeps that from happening.
+    """
+    chosen = os.environ.get("BONSAI_THREADS", "").strip()
+    if chosen.isdigit() and int(chosen) > 0:
+        return int(chosen)
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def _has_kernels() -> bool:

@@ -150,7 +150,14 @@ def load_generator(
 ) -> LoadedRun:
     """Load the weights of ``choice`` into an engine: ``transformers`` (default) or ``llama``
     (llama.cpp, only when ``llama-cpp-python`` is installed and asked for). ``precision``:
-    'int8' or 'bf16' (see :mod:`bonsai.generate.fast`)."""
+    'int8' or 'bf16' (see :mod:`bonsai.generate.fast`). Sets this process's torch threads to
+    :func:`~bonsai.generate.fast.inference_threads` (chat and serve run in their own process)."""
+    from bonsai.generate.fast import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise BonsaiError(
+            f"unknown precision '{precision}'", field="precision", hint="use int8 or bf16"
+        )
     layout = get_layout(choice.layout)
     if engine == "llama":
         from bonsai.generate.llama_engine import load_llama_generator
@@ -158,8 +165,12 @@ def load_generator(
         return LoadedRun(choice, load_llama_generator(choice), layout)
     if engine not in ("auto", "transformers"):
         raise BonsaiError(f"unknown engine '{engine}'", hint="use transformers or llama")
-    from bonsai.generate.engine import TransformersGenerator
+    import torch
 
+    from bonsai.generate.engine import TransformersGenerator
+    from bonsai.generate.fast import inference_threads
+
+    torch.set_num_threads(inference_threads())
     model, tokenizer = load_weights(choice)
     generator = TransformersGenerator(model, tokenizer, model_id=choice.id, precision=precision)
     return LoadedRun(choice, generator, layout)

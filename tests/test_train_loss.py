@@ -88,3 +88,30 @@ def test_per_example_attention_equals_the_block_diagonal_mask(
     batch = collate(examples)
     with torch.no_grad():
         assert torch.allclose(token_losses(packed, batch), token_losses(masked, batch), atol=1e-5)
+
+
+def test_bf16_head_reuses_its_buffers_between_inference_and_training(monkeypatch) -> None:
+    """The chunk buffers are kept across calls: a pass under inference mode, then training steps
+    of other sizes, all give the same losses and gradients as a plain computation."""
+    monkeypatch.setattr(loss_module, "LOGITS_PER_CHUNK", 16 * 1000)
+    monkeypatch.setattr(loss_module, "_BUFFERS", loss_module._ChunkBuffers())
+    torch.manual_seed(0)
+    weight = torch.randn(1000, 16).bfloat16()
+    for rows in (5, 40, 23):
+        hidden = torch.randn(rows, 16).bfloat16()
+        targets = torch.randint(0, 1000, (rows,))
+        expected = torch.nn.functional.cross_entropy(
+            (hidden @ weight.T).float(), targets, reduction="none"
+        )
+        with torch.inference_mode():
+            assert torch.allclose(
+                linear_cross_entropy(hidden, weight, targets), expected, atol=1e-5
+            )
+        hidden.requires_grad_(True)
+        linear_cross_entropy(hidden, weight, targets).sum().backward()
+        plain = hidden.detach().float().requires_grad_(True)
+        torch.nn.functional.cross_entropy(
+            plain @ weight.float().T, targets, reduction="sum"
+        ).backward()
+        assert torch.allclose(hidden.grad.float(), plain.grad, rtol=2e-2, atol=5e-2)
+    assert loss_module._BUFFERS.tensors[0].shape == (16, 1000)  # one chunk's worth, kept

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -180,19 +181,56 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def busy_cores(seconds: float = 0.3) -> float | None:
+    """Cores that other processes keep busy right now: /proc/stat sampled over ``seconds``, less
+    this process's own share. None where /proc/stat is missing (macOS, Windows).
+
+    Measured now rather than read off the load average, which still counts, for a minute, a job
+    that has just finished (a second training started right after a first would get one thread).
+    """
+
+    def sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as stat:
+                fields = [float(v) for v in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        own = sum(os.times()[:2])
+        return sum(fields[:8]), idle, own
+
+    first = sample()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = sample()
+    if second is None:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, idle = second[0] - first[0], second[1] - first[1]
+    if total <= 0:
+        return None
+    cpus = os.cpu_count() or 1
+    busy = (total - idle) / total * cpus
+    own = (second[2] - first[2]) * ticks / total * cpus
+    return max(0.0, busy - own)
+
+
 def available_threads() -> tuple[int, str]:
     """Threads for torch, and why: the cores this process may use, less those other processes
-    keep busy (the 1-minute load average). On a shared machine a thread that has to wait for a
-    core stalls every other thread at each synchronisation, so fewer threads run faster."""
+    keep busy. On a shared machine a thread that has to wait for a core stalls every other
+    thread at each synchronisation, so fewer threads run faster."""
     cores = available_cores()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return cores, f"{cores} CPU cores"
-    threads = max(1, min(cores, round(cores - load)))
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return cores, f"{cores} CPU cores"
+    threads = max(1, min(cores, round(cores - busy)))
     if threads == cores:
         return threads, f"{cores} CPU cores"
-    return threads, f"{cores} CPU cores, but the load average is {load:.1f}"
+    return threads, f"{cores} CPU cores, {busy:.1f} of them busy with other work"
 
 
 def derive_max_length(args: TrainArgs, longest: int, model_max: int | None) -> tuple[int, str]:

@@ -182,13 +182,15 @@ def _fit(
     on_step: Callable[[TrainState], None] | None,
 ) -> runs.Run:
     import torch
-    from accelerate import Accelerator
 
     args = prep.args
-    accelerator = Accelerator()
+    accelerator = _accelerator(args.precision)
     main = accelerator.is_main_process
     if accelerator.device.type == "cpu":
+        from bonsai.train.model import keep_freed_memory
+
         torch.set_num_threads(args.threads or 1)
+        keep_freed_memory()
     if main:
         runs.set_status(garden, run, "running")
     try:
@@ -198,6 +200,22 @@ def _fit(
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             runs.set_status(garden, run, status, error=str(exc) or type(exc).__name__)
         raise
+
+
+def _accelerator(precision: str) -> Any:
+    """The run's :class:`~accelerate.Accelerator`. With bf16 the frozen base is stored in
+    bfloat16 and the float32 LoRA weights are multiplied in bfloat16 under its autocast (float32
+    master weights, as in any mixed-precision training)."""
+    from accelerate import Accelerator, PartialState
+    from accelerate.state import AcceleratorState
+
+    mixed = "bf16" if precision == "bf16" else "no"
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") != mixed and PartialState().num_processes == 1:
+        # Another run in this process (grow, an ablation) chose the other precision. accelerate
+        # keeps one state per process; a single process has nothing to tear down, so start anew.
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=mixed)
 
 
 def _fit_loop(

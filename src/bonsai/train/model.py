@@ -31,6 +31,27 @@ def matmul_gflops(dtype: torch.dtype, *, n: int = 1024, seconds: float = 0.15) -
     return 2 * n**3 / best / 1e9
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""glibc ``mallopt`` parameters (malloc.h)."""
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for the next allocation instead of handing it back to the
+    kernel. A training step frees and reallocates the same few-MB activations every step; left
+    to its defaults, glibc returns them and every new tensor pays page faults (measured here:
+    0.4 s of system time in some steps of Gemma 3 270M, none once kept). Tensors up to 32 MB
+    come from the heap, which stays at its peak. False where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20) and mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def choose_precision(precision: str, device: torch.device) -> tuple[str, str]:
     """('bf16' or 'fp32', why). 'auto' measures on a CPU: some have fast bfloat16 units, others
     emulate it at half the speed of float32, and the flags alone do not tell them apart."""

@@ -15,7 +15,8 @@ machine slows them alike:
 - ``bonsai-int8``: the same with int8 weight-only linear layers (the default engine);
 - ``bonsai-chat``: the default engine with chat's default settings (sampling, repetition
   penalty, n-gram ban, loop detector), which is what a user waits for;
-- ``llama.cpp``: only when ``llama-cpp-python`` is installed (not here: it builds from source).
+- ``llama.cpp``: only when ``llama-cpp-python`` is installed (``pip install '.[llama]'``: it
+  builds from source), on the Q4_K_M GGUF the embedded model ships as, with BONSAI's controls.
 
 It also reports how close the fast engines are to ``hf``: whether their greedy text is the same,
 and the share of positions where the int8 engine's most likely next token equals the bf16

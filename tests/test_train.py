@@ -438,3 +438,44 @@ def test_embedded_student_fine_tunes_a_few_steps_and_loads_back(garden: Garden) 
     model = PeftModel.from_pretrained(load_model("embedded:gemma-3-270m"), run.adapter_dir)
     assert any("lora_A" in name for name, _ in model.named_parameters())
     assert val_losses(run)[-1] < 20
+
+
+@pytest.mark.slow
+def test_embedded_run_exports_as_gguf_and_llama_cpp_runs_it(garden: Garden, cli) -> None:
+    """The run's GGUF is the embedded GGUF with the LoRA folded in; where llama-cpp-python is
+    installed, chat answers from it (and from the base GGUF) through the llama.cpp engine."""
+    import gguf
+    import numpy as np
+
+    from bonsai.generate.gguf_export import lora_deltas
+    from bonsai.generate.llama_engine import embedded_gguf
+
+    add_records(garden, sample_records(12))
+    args = TrainArgs(
+        dataset=DATASET, max_steps=2, batch_tokens=512, micro_tokens=512, max_length=256,
+        eval_every=2, lora_rank=8, lr=1e-3,
+    )  # fmt: skip
+    run = train(garden, args, console=quiet())
+    result = cli("merge", run.id, "--gguf", "--garden", garden.root)
+    assert result.exit_code == 0, result.output
+    path = run.dir / "model.gguf"
+    assert "126 layers merged as F16" in result.stdout.replace("\n", " ")
+
+    def tensor(file: Path, name: str) -> np.ndarray:
+        found = next(t for t in gguf.GGUFReader(str(file)).tensors if t.name == name)
+        return gguf.quants.dequantize(found.data, found.tensor_type).astype(np.float32)
+
+    delta = lora_deltas(run.adapter_dir)["model.layers.7.mlp.down_proj.weight"]
+    base = tensor(embedded_gguf(), "blk.7.ffn_down.weight")
+    merged = tensor(path, "blk.7.ffn_down.weight")
+    assert np.abs(delta).max() > 1e-4
+    assert np.abs(merged - (base + delta)).max() < 0.1 * np.abs(delta).max() + 1e-4
+
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is an optional extra")
+    for which in (run.id, "base"):
+        answer = cli(
+            "chat", "--engine", "llama", "--run", which, "--once", "What does Mochi eat?",
+            "--deterministic", "--max-tokens", "24", "--garden", garden.root,
+        )  # fmt: skip
+        assert answer.exit_code == 0, answer.output
+        assert answer.stdout.strip() and "Traceback" not in answer.output

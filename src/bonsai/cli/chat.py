@@ -32,6 +32,16 @@ PrecisionOption = Annotated[
 ]
 
 
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="'transformers', or 'llama': llama.cpp on the run's GGUF (`bonsai merge RUN --gguf`; "
+        "needs `pip install 'bonsai[llama]'`).",
+    ),
+]
+
+
 def chat(
     garden: GardenOption = None,
     run: RunOption = None,
@@ -57,6 +67,7 @@ def chat(
         bool, typer.Option("--deterministic", help="Greedy and reproducible (as evaluation does).")
     ] = False,
     precision: PrecisionOption = "int8",
+    engine: EngineOption = "transformers",
 ) -> None:
     """Chat with your bonsai: answers stream in, with the notes they were given.
 
@@ -78,7 +89,9 @@ def chat(
         ),
     )
     with err_console.status("Loading the student…"):
-        session = open_session(g, run, args=args, client="chat", precision=precision)
+        session = open_session(
+            g, run, args=args, client="chat", precision=precision, engine=engine
+        )
     if once is None:
         from bonsai.curate.language import default_detector
 

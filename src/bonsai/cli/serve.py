@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bonsai.cli.chat import PrecisionOption
+from bonsai.cli.chat import EngineOption, PrecisionOption
 from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
 
 
@@ -47,6 +47,7 @@ def serve(
         int, typer.Option("--max-body", help="Largest request body in bytes (413 above).", min=1)
     ] = 1_048_576,
     precision: PrecisionOption = "int8",
+    engine: EngineOption = "transformers",
 ) -> None:
     """Serve your bonsai over an OpenAI-compatible API.
 
@@ -66,6 +67,7 @@ def serve(
         max_tokens=max_tokens,
         max_body_bytes=max_body,
         precision=precision,
+        engine=engine,
     )
     g = open_garden(garden)
     if not args.is_local and not args.api_key_env:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bonsai.cli.common import GardenOption, console, open_garden
+from bonsai.cli.common import GardenOption, console, err_console, open_garden
 from bonsai.errors import BonsaiError
 
 INTERRUPTED_EXIT = 130
@@ -204,16 +204,64 @@ def merge(
         str, typer.Argument(help="Run id (or its start, or 'latest').", show_default=False)
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the merged model.", show_default=False)
-    ],
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the merged model (with --gguf: the file; default <run>/model.gguf).",
+            show_default=False,
+        ),
+    ] = None,
+    gguf: Annotated[
+        bool,
+        typer.Option(
+            "--gguf",
+            help="Write one GGUF file for llama.cpp instead (runs on the embedded student).",
+        ),
+    ] = False,
+    gguf_type: Annotated[
+        str,
+        typer.Option(
+            "--gguf-type",
+            help="How the layers the adapter changed are stored: f16 (faithful) or q8_0 "
+            "(smaller and faster; its rounding is as large as a short run's LoRA change).",
+        ),
+    ] = "f16",
     garden: GardenOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Fold a run's LoRA adapter into its base model: a folder plain transformers loads."""
+    """Fold a run's LoRA adapter into its base model: a folder plain transformers loads, or
+    with --gguf a GGUF file that `bonsai chat --engine llama` runs."""
+    if gguf:
+        from rich.progress import Progress
+
+        from bonsai.train.merge import merge_run_gguf
+
+        kind = gguf_type.upper()
+        if kind not in ("F16", "Q8_0"):
+            raise BonsaiError(
+                f"unknown GGUF type '{gguf_type}'", field="gguf-type", hint="f16 or q8_0"
+            )
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("Writing the GGUF", total=None)
+            written = merge_run_gguf(
+                open_garden(garden),
+                run,
+                out,
+                merged_type=kind,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        console.print(
+            f"GGUF written to [bold]{written.path}[/] ({written.bytes / 1e6:.0f} MB; "
+            f"{written.changed} layers merged as {kind}, {written.copied} tensors copied)"
+        )
+        return
+    if out is None:
+        raise BonsaiError("name the folder for the merged model", field="out", hint="--out DIR")
     from bonsai.train.merge import merge_run
 
-    written = merge_run(open_garden(garden), run, out, overwrite=overwrite)
-    console.print(f"Merged model written to [bold]{written}[/]")
+    written_dir = merge_run(open_garden(garden), run, out, overwrite=overwrite)
+    console.print(f"Merged model written to [bold]{written_dir}[/]")
 
 
 def register(app: typer.Typer) -> None:

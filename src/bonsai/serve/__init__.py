@@ -31,7 +31,7 @@ def build_state(garden: Garden, args: ServeArgs, *, status: Callable[[str], None
     choice = choose_run(garden, args.run)
     if status:
         status(f"Loading {choice.describe()}…")
-    loaded = load_generator(choice, precision=args.precision)
+    loaded = load_generator(choice, engine=args.engine, precision=args.precision)
     session = ChatSession(
         connect(garden.db_path),
         loaded.engine,

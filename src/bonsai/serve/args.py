@@ -31,6 +31,9 @@ class ServeArgs:
     """Tokens per answer when a request does not say."""
     precision: str = "int8"
     """'int8' (weight-only int8 layers, faster) or 'bf16' (the model's own weights)."""
+    engine: str = "transformers"
+    """'transformers', or 'llama' (llama.cpp on the run's GGUF, when llama-cpp-python is
+    installed)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

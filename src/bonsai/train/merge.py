@@ -3,17 +3,24 @@
 The result is a plain transformers model folder (weights, config, tokenizer) that needs neither
 peft nor BONSAI to load, plus ``bonsai-run.json`` naming the run, its parent and its prompt
 layout (a tuned model only answers well when prompted in the layout it learned).
+
+``bonsai merge RUN --gguf`` writes the run as one GGUF file for llama.cpp instead.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.train.runs import load_run
 from bonsai.util.atomic import atomic_dir, atomic_write_json
+
+if TYPE_CHECKING:
+    from bonsai.generate.gguf_export import GgufExport
 
 
 def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -> Path:
@@ -61,3 +68,32 @@ def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -
             },
         )
     return out
+
+
+def merge_run_gguf(
+    garden: Garden,
+    ref: str,
+    out: Path | None = None,
+    *,
+    merged_type: str = "F16",
+    progress: Callable[[int, int], None] | None = None,
+) -> GgufExport:
+    """Write run ``ref`` as one GGUF for llama.cpp (default ``<run>/model.gguf``, where
+    ``bonsai chat --engine llama`` finds it). Only for runs on the embedded student, whose own
+    GGUF is the base; see :mod:`bonsai.generate.gguf_export`."""
+    from bonsai.generate.gguf_export import GGUF_NAME, export_gguf
+    from bonsai.generate.llama_engine import embedded_gguf
+    from bonsai.student.loading import EMBEDDED_ALIASES
+
+    run = load_run(garden, ref)
+    base_name = run.manifest["base_model"]["name"]
+    if base_name not in EMBEDDED_ALIASES:
+        raise BonsaiError(
+            f"run {run.id} is on '{base_name}', which BONSAI has no GGUF of",
+            field="base_model",
+            hint="bonsai merge RUN --out DIR, then llama.cpp's convert_hf_to_gguf.py DIR",
+        )
+    target = Path(out) if out is not None else run.dir / GGUF_NAME
+    return export_gguf(
+        embedded_gguf(), run.final_adapter(), target, merged_type=merged_type, progress=progress
+    )

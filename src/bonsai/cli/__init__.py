@@ -49,21 +49,15 @@ garden_cli.register(app)
 app.add_typer(data_cli.app, name="data")
 
 
-def _register_optional_groups() -> None:
-    """Stage groups added as their modules exist (teach, train, chat, serve, eval, demo, ...)."""
+def _register_groups() -> None:
+    """One module per stage; each adds its commands."""
     import importlib
 
     for name in ("teach", "train", "notes", "chat", "serve", "grow", "evaluate", "demo"):
-        try:
-            module = importlib.import_module(f"bonsai.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"bonsai.cli.{name}":
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"bonsai.cli.{name}").register(app)
 
 
-_register_optional_groups()
+_register_groups()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,8 +54,10 @@ def check(
         ),
     ] = 10,
 ) -> None:
-    """Check a dataset: empty fields, duplicates, contradictions, length outliers, category and
-    language mismatches, reasoning over its limits.
+    """Check a dataset: empty fields, duplicates, contradictions, outliers, limits.
+
+    Also category/language mismatches (a translation with no source text) and reasoning over
+    its limits (more than 5 lines or 120 words).
 
     A contradiction is the same (or a near-same) instruction and input with different answers
     in a category with one answer (open_qa, closed_qa, classification, translation): training

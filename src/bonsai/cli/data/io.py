@@ -68,10 +68,11 @@ def import_(
         int, typer.Option(help="Refuse values longer than this many characters.")
     ] = DEFAULT_MAX_FIELD_CHARS,
 ) -> None:
-    """Import records from Alpaca JSON, JSONL, Dolly, ShareGPT, self-instruct, CSV, Excel,
-    Parquet or a Hugging Face dataset folder.
+    """Import records: Alpaca, JSONL, Dolly, ShareGPT, CSV, Excel, Parquet, HF datasets.
 
-    Re-importing matches records by id: the report counts added, changed, unchanged and absent
+    Formats: Alpaca JSON, JSONL, Dolly, ShareGPT/messages, self-instruct seed tasks, CSV, Excel
+    (.xlsx), Parquet, or a saved Hugging Face `datasets` folder; detected from the file, or
+    --format. Re-importing matches records by id: the report counts added, changed, unchanged and absent
     records. Fields the file does not have are left as they are. It is one undoable change.
     """
     from bonsai.curate.importer import ImportArgs, parse_mapping, run_import

@@ -34,9 +34,10 @@ def stats(
         ),
     ] = False,
 ) -> None:
-    """Show what a dataset holds: records per category x language and token lengths per
-    category (min, median, 90th percentile, max, in the student's tokenizer), and draw both
-    into a PNG."""
+    """Show records per category x language and token lengths, and draw both into a PNG.
+
+    Lengths are per category (min, median, 90th percentile, max) in the student's tokenizer.
+    """
     from bonsai.curate.stats import compute_stats, write_png
     from bonsai.store import RecordStore
 

@@ -72,7 +72,9 @@ def import_(
 
     Formats: Alpaca JSON, JSONL, Dolly, ShareGPT/messages, self-instruct seed tasks, CSV, Excel
     (.xlsx), Parquet, or a saved Hugging Face `datasets` folder; detected from the file, or
-    --format. Re-importing matches records by id: the report counts added, changed, unchanged and absent
+    --format.
+
+    Re-importing matches records by id: the report counts added, changed, unchanged and absent
     records. Fields the file does not have are left as they are. It is one undoable change.
     """
     from bonsai.curate.importer import ImportArgs, parse_mapping, run_import

@@ -89,9 +89,7 @@ def chat(
         ),
     )
     with err_console.status("Loading the student…"):
-        session = open_session(
-            g, run, args=args, client="chat", precision=precision, engine=engine
-        )
+        session = open_session(g, run, args=args, client="chat", precision=precision, engine=engine)
     if once is None:
         from bonsai.curate.language import default_detector
 

@@ -137,6 +137,19 @@ def generate(
     return stream.result
 
 
+def cache_argument(model: Any) -> str:
+    """The name the model's forward takes its KV cache by: ``cache`` since transformers 5.x
+    renamed it (the old ``past_key_values`` still works there, with a warning per call)."""
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        parameters = inspect.signature(inner.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 class _EagerDecoder:
     """The model with a growing (dynamic) KV cache: no warm-up, any length.
 
@@ -149,15 +162,16 @@ class _EagerDecoder:
 
         self.model = model
         self.cache = DynamicCache(config=model.config)
+        self.cache_kwarg = cache_argument(model)
 
     def prefill(self, ids: list[int]) -> torch.Tensor:
         import torch
 
         out = self.model(
             input_ids=torch.tensor([ids]),
-            past_key_values=self.cache,
             use_cache=True,
             logits_to_keep=1,
+            **{self.cache_kwarg: self.cache},
         )
         return out.logits[0, -1]
 
@@ -165,7 +179,7 @@ class _EagerDecoder:
         import torch
 
         out = self.model(
-            input_ids=torch.tensor([[token]]), past_key_values=self.cache, use_cache=True
+            input_ids=torch.tensor([[token]]), use_cache=True, **{self.cache_kwarg: self.cache}
         )
         return out.logits[0, -1]
 

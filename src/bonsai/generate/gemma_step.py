@@ -62,9 +62,14 @@ class GemmaStep:
     def prefill(self, ids: list[int]) -> torch.Tensor:
         from transformers import DynamicCache
 
+        from bonsai.generate.engine import cache_argument
+
         cache = DynamicCache(config=self.model.config)
         out = self.model(
-            input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True, logits_to_keep=1
+            input_ids=torch.tensor([ids]),
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_argument(self.model): cache},
         )
         n = len(ids)
         shape = (1, self.kv_heads, self.capacity, self.head_dim)

@@ -33,8 +33,12 @@ format: setup
 
 bench: setup
 	$(BIN)/python bench/curate.py
+	$(BIN)/python bench/check.py
 	$(BIN)/python bench/annotate_accuracy.py
+	$(BIN)/python bench/teach.py
 	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/generate.py --loops 12
 
 demo: setup
 	$(BIN)/bonsai demo

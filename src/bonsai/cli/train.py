@@ -237,23 +237,19 @@ def merge(
 
         from bonsai.train.merge import merge_run_gguf
 
-        kind = gguf_type.upper()
-        if kind not in ("F16", "Q8_0"):
-            raise BonsaiError(
-                f"unknown GGUF type '{gguf_type}'", field="gguf-type", hint="f16 or q8_0"
-            )
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("Writing the GGUF", total=None)
             written = merge_run_gguf(
                 open_garden(garden),
                 run,
                 out,
-                merged_type=kind,
+                merged_type=gguf_type,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
         console.print(
             f"GGUF written to [bold]{written.path}[/] ({written.bytes / 1e6:.0f} MB; "
-            f"{written.changed} layers merged as {kind}, {written.copied} tensors copied)"
+            f"{written.changed} layers merged as {gguf_type.upper()}, {written.copied} tensors "
+            "copied)"
         )
         return
     if out is None:

@@ -234,7 +234,15 @@ class TransformersGenerator:
     def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
         holder: dict[str, Generation] = {}
         ids = self.encode_prompt(prompt)  # raise here, before the stream is handed out
-        return TextStream(self._run(ids, args, holder), holder, prompt_tokens=len(ids))
+        text = stream_text(
+            lambda state: self._tokens(ids, args, state),
+            self._decode,
+            self.eos_ids,
+            len(ids),
+            args,
+            holder,
+        )
+        return TextStream(text, holder, prompt_tokens=len(ids))
 
     def _tokens(self, ids: list[int], args: GenerateArgs, state: AnswerState) -> Iterator[int]:
         """The chosen tokens, one model step each; stops at the token or context limit."""
@@ -265,20 +273,6 @@ class TransformersGenerator:
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
-    def _run(
-        self, ids: list[int], args: GenerateArgs, holder: dict[str, Generation]
-    ) -> Iterator[str]:
-        state = AnswerState(args.no_repeat_ngram_size)
-        return stream_text(
-            self._tokens(ids, args, state),
-            state,
-            self._decode,
-            self.eos_ids,
-            len(ids),
-            args,
-            holder,
-        )
-
 
 def sampler(args: GenerateArgs) -> torch.Generator | None:
     """The random source of one answer: seeded when asked, none when greedy."""
@@ -295,18 +289,20 @@ def sampler(args: GenerateArgs) -> torch.Generator | None:
 
 
 def stream_text(
-    tokens: Iterator[int],
-    state: AnswerState,
+    choose: Callable[[AnswerState], Iterator[int]],
     decode: Callable[[list[int]], str],
     eos_ids: set[int],
     prompt_tokens: int,
     args: GenerateArgs,
     holder: dict[str, Generation],
 ) -> Iterator[str]:
-    """Text deltas of the answer made of ``tokens`` (which the engine chooses with ``state``):
-    stops at an end token, a stop sequence or a loop, and holds back whatever a stop sequence or
-    a loop could still take away, so that nothing streamed is ever taken back. Every engine
-    shares this, so all of them stream and stop alike. The result goes into ``holder``."""
+    """Text deltas of the answer made of the tokens ``choose(state)`` yields (the engine picks
+    them with the answer's :class:`AnswerState`): stops at an end token, a stop sequence or a
+    loop, and holds back whatever a stop sequence or a loop could still take away, so that
+    nothing streamed is ever taken back. Every engine shares this, so all of them stream and
+    stop alike. The result goes into ``holder``."""
+    state = AnswerState(args.no_repeat_ngram_size)
+    tokens = choose(state)
     started = time.perf_counter()
     first_token = 0.0
     loop = LoopWatch(args.loop_max_period, args.loop_min_span)

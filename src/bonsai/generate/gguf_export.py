@@ -3,9 +3,10 @@
 The embedded student *is* a GGUF (Q4_K_M), so no converter is needed: every tensor and every
 metadata field (tokenizer, chat template, architecture) is copied from it, except the linear
 layers the adapter changed. Those are de-quantised, get the adapter's ``B @ A × scaling`` added
-in float32, and are stored as Q8_0 (8 bits per weight in blocks of 32: finer than the 4–6 bits
-the base ships in, so the small LoRA delta is not rounded away). Tensor names are matched with
-``gguf``'s own Hugging Face → GGUF name map for the architecture.
+in float32, and are stored as F16 (by default: its rounding, ~1e-4 here, is far below the LoRA
+change) or Q8_0 (smaller and faster, but its rounding is about as large as the change a short
+run makes). Tensor names are matched with ``gguf``'s own Hugging Face → GGUF name map for the
+architecture.
 
 A run on another base model needs llama.cpp's ``convert_hf_to_gguf.py`` over the folder that
 ``bonsai merge RUN --out DIR`` writes.
@@ -24,7 +25,8 @@ from bonsai.util.atomic import atomic_path
 
 GGUF_NAME = "model.gguf"
 """Where a run's GGUF lives in its folder (the llama.cpp engine looks for it there)."""
-MERGED_TYPE = "F16"
+MERGED_TYPES = ("F16", "Q8_0")
+"""How the merged layers may be stored; the first is the default."""
 ADAPTER_PREFIX = "base_model.model."
 
 
@@ -32,10 +34,18 @@ ADAPTER_PREFIX = "base_model.model."
 class GgufExport:
     path: Path
     changed: int
-    """Tensors the adapter changed (now Q8_0)."""
+    """Tensors the adapter changed (stored in the chosen type)."""
     copied: int
     """Tensors copied as they were."""
     bytes: int
+
+
+def merged_type_name(value: str) -> str:
+    """``value`` as one of :data:`MERGED_TYPES`, or a clear error."""
+    name = value.strip().upper()
+    if name not in MERGED_TYPES:
+        raise BonsaiError(f"unknown GGUF type '{value}'", field="gguf-type", hint="f16 or q8_0")
+    return name
 
 
 def lora_deltas(adapter_dir: Path) -> dict[str, Any]:
@@ -79,12 +89,15 @@ def export_gguf(
     out: Path,
     *,
     progress: Callable[[int, int], None] | None = None,
-    merged_type: str = MERGED_TYPE,
+    merged_type: str = MERGED_TYPES[0],
 ) -> GgufExport:
     """Write ``base_gguf`` with the LoRA of ``adapter_dir`` folded in to ``out`` (atomically).
-    ``progress(done, total)`` is called after each tensor."""
+    ``merged_type``: one of :data:`MERGED_TYPES` (any case). ``progress(done, total)`` is called
+    after each tensor."""
     import gguf
     import numpy as np
+
+    merged_type = merged_type_name(merged_type)
 
     reader = gguf.GGUFReader(str(base_gguf))
     arch_name = str(reader.fields[gguf.Keys.General.ARCHITECTURE].contents())

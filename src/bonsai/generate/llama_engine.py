@@ -96,7 +96,15 @@ class LlamaCppGenerator:
                 field="prompt",
             )
         holder: dict[str, Generation] = {}
-        return TextStream(self._run(ids, args, holder), holder, prompt_tokens=len(ids))
+        text = stream_text(
+            lambda state: self._tokens(ids, args, state),
+            self._decode,
+            self.eos_ids,
+            len(ids),
+            args,
+            holder,
+        )
+        return TextStream(text, holder, prompt_tokens=len(ids))
 
     def _logits(self) -> Any:
         """The last evaluated position's logits (llama.cpp keeps only those unless asked for
@@ -122,20 +130,6 @@ class LlamaCppGenerator:
             if i + 1 < budget:
                 self.llm.eval([token])
 
-    def _run(
-        self, ids: list[int], args: GenerateArgs, holder: dict[str, Generation]
-    ) -> Iterator[str]:
-        state = AnswerState(args.no_repeat_ngram_size)
-        return stream_text(
-            self._tokens(ids, args, state),
-            state,
-            self._decode,
-            self.eos_ids,
-            len(ids),
-            args,
-            holder,
-        )
-
 
 def embedded_gguf() -> Path:
     """The embedded student's own GGUF (Q4_K_M), assembled once into the model cache."""
@@ -145,8 +139,11 @@ def embedded_gguf() -> Path:
 
     target = cache_root() / f"gguf-{package.EXPECTED_SHA256[:12]}" / package.MODEL_NAME
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        package.assemble(target)
+        from bonsai.util.atomic import atomic_path
+
+        # Assembled beside it and renamed: a killed process never leaves half a model behind.
+        with atomic_path(target, suffix=".gguf") as tmp:
+            package.assemble(tmp, overwrite=True)
     return target
 
 

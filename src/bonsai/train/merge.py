@@ -75,16 +75,17 @@ def merge_run_gguf(
     ref: str,
     out: Path | None = None,
     *,
-    merged_type: str = "F16",
+    merged_type: str = "f16",
     progress: Callable[[int, int], None] | None = None,
 ) -> GgufExport:
     """Write run ``ref`` as one GGUF for llama.cpp (default ``<run>/model.gguf``, where
     ``bonsai chat --engine llama`` finds it). Only for runs on the embedded student, whose own
     GGUF is the base; see :mod:`bonsai.generate.gguf_export`."""
-    from bonsai.generate.gguf_export import GGUF_NAME, export_gguf
+    from bonsai.generate.gguf_export import GGUF_NAME, export_gguf, merged_type_name
     from bonsai.generate.llama_engine import embedded_gguf
     from bonsai.student.loading import EMBEDDED_ALIASES
 
+    merged_type = merged_type_name(merged_type)
     run = load_run(garden, ref)
     base_name = run.manifest["base_model"]["name"]
     if base_name not in EMBEDDED_ALIASES:

@@ -85,6 +85,8 @@ def test_question_to_question_outputs_are_two_to_four_questions() -> None:
         for question in questions:
             assert question == question.strip() and question, record["id"]
             assert question[-1] in "?？", f"{record['id']}: {question}"
+            marks = question.count("?") + question.count("？")
+            assert marks == 1, f"{record['id']}: one question per line: {question}"
             assert _looks_like(question, record["language"]), f"{record['id']}: {question}"
         assert len(questions) == len(set(questions)), f"{record['id']}: a question is repeated"
     outputs = [r["output"] for r in Q2Q]

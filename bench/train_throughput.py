@@ -165,8 +165,8 @@ def worker_trl(steps: int, threads: int, out: Path) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    from bonsai.layouts import missing_fields, render_prompt, render_target
     from bonsai.student import resolve_base_model
-    from bonsai.train.layouts import missing_fields, render_prompt, render_target
 
     torch.set_num_threads(threads)
     records, _ = load_records()

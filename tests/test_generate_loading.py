@@ -139,8 +139,8 @@ def test_a_run_answers_with_its_adapter_merged(
 
 
 def test_layouts_are_the_train_stage_ones() -> None:
+    from bonsai.layouts import render_prompt
     from bonsai.records import Record
-    from bonsai.train.layouts import render_prompt
 
     record = Record(
         id="r", instruction="猫は何を食べる？", input="メモ", category="open_qa", language="ja"

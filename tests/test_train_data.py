@@ -9,6 +9,17 @@ from pathlib import Path
 import pytest
 
 from bonsai.errors import BonsaiError
+from bonsai.layouts import (
+    LAYOUTS,
+    format_notes,
+    get_layout,
+    missing_fields,
+    parse_completion,
+    render,
+    render_prompt,
+    render_target,
+    render_tasks,
+)
 from bonsai.records import Record
 from bonsai.sample import records_path
 from bonsai.train.args import DataStats, TrainArgs, derive
@@ -24,14 +35,6 @@ from bonsai.train.data import (
     pack,
     render_masked,
     tokenise,
-)
-from bonsai.train.layouts import (
-    LAYOUTS,
-    missing_fields,
-    parse_completion,
-    render,
-    render_prompt,
-    render_target,
 )
 
 RECORD = Record(
@@ -90,7 +93,46 @@ def test_input_section_only_when_there_is_an_input() -> None:
 def test_parse_completion_inverts_the_target(layout: str) -> None:
     reasoning, answer = parse_completion(layout, render_target(layout, RECORD))
     assert answer == RECORD.output
-    assert reasoning == (RECORD.reasoning if layout == "bonsai" else None)
+    writes_reasoning = layout in ("bonsai", "bonsai-after")
+    assert reasoning == (RECORD.reasoning if writes_reasoning else None)
+
+
+def test_reasoning_after_and_as_a_second_task() -> None:
+    after = render("bonsai-after", RECORD)
+    assert after.prompt.endswith("### Response:\n")
+    assert after.target == (
+        "Two pouches of wet food a day.\n\n### Reasoning:\n"
+        "You should recall her diet.\nYou should give the amount."
+    )
+    # Generation stops at the reasoning section: chat gets the answer alone.
+    assert "\n### " in get_layout("bonsai-after").stop
+
+    answer, reasoning = render_tasks("bonsai-multitask", RECORD)
+    assert answer.task == "answer" and reasoning.task == "reasoning"
+    assert answer.prompt.endswith("### Response:\n")
+    assert answer.target == "Two pouches of wet food a day."
+    assert reasoning.prompt == answer.prompt.removesuffix("### Response:\n") + "### Reasoning:\n"
+    assert reasoning.target == RECORD.reasoning
+    # Without a reasoning a record still trains the answer.
+    bare = Record(id="b", instruction="Hi", output="Hello", category="open_qa", language="en")
+    assert [r.task for r in render_tasks("bonsai-multitask", bare)] == ["answer"]
+    assert missing_fields("bonsai-multitask", bare) == []
+
+
+def test_notes_have_their_own_section_without_paths() -> None:
+    notes = format_notes([("Care log > Watering", "Mochi drinks 200 ml."), ("", "Other.")])
+    assert notes == "[1] Care log > Watering\nMochi drinks 200 ml.\n\n[2]\nOther."
+    prompt = render_prompt("bonsai-multitask", RECORD, notes)
+    assert prompt.index("### Notes:\n[1] Care log") < prompt.index("### Instruction:")
+    assert "### Notes" not in render_prompt("bonsai-multitask", RECORD)
+    assert "### Notes:\n" in render_prompt("alpaca", RECORD, notes)
+
+
+def test_layouts_describe_themselves() -> None:
+    assert get_layout("bonsai").reasoning_first
+    assert not get_layout("bonsai-multitask").reasoning_first
+    assert not get_layout("alpaca").shows_category
+    assert "\n### " not in get_layout("bonsai").stop  # it must write "### Response:" itself
 
 
 def test_parse_completion_drops_a_new_record_and_handles_a_missing_header() -> None:
@@ -102,7 +144,7 @@ def test_parse_completion_drops_a_new_record_and_handles_a_missing_header() -> N
 def test_unknown_layout_is_a_clear_error() -> None:
     with pytest.raises(BonsaiError, match="unknown layout 'chatml'"):
         render_prompt("chatml", RECORD)
-    with pytest.raises(BonsaiError, match="alpaca, bonsai, bonsai-given"):
+    with pytest.raises(BonsaiError, match="alpaca, bonsai-multitask, bonsai, bonsai-after"):
         TrainArgs(dataset="d", layout="chatml")
 
 
@@ -110,6 +152,26 @@ def test_bonsai_layouts_need_category_language_and_reasoning() -> None:
     bare = Record(id="x", instruction="Hi", output="Hello")
     assert missing_fields("alpaca", bare) == []
     assert missing_fields("bonsai", bare) == ["category", "language", "reasoning"]
+    assert missing_fields("bonsai-multitask", bare) == ["category", "language"]
+
+
+def test_multitask_trains_the_reasoning_but_validates_the_answer(tokenizer) -> None:
+    trained = tokenise([RECORD], tokenizer, "bonsai-multitask", report=DataReport())
+    validated = tokenise(
+        [RECORD], tokenizer, "bonsai-multitask", report=DataReport(), all_tasks=False
+    )
+    assert len(trained) == 2 and len(validated) == 1
+    assert validated[0].input_ids == trained[0].input_ids
+
+
+def test_notes_go_into_the_prompt_of_their_record_only(tokenizer) -> None:
+    other = Record(id="r9", instruction="Hi", output="Hello", category="open_qa", language="en")
+    notes = {"r1": format_notes([("Diet", "Two pouches a day.")])}
+    with_notes, without = tokenise(
+        [RECORD, other], tokenizer, "alpaca", report=DataReport(), notes=notes
+    )
+    assert "Two pouches a day." in tokenizer.decode(with_notes.input_ids[: with_notes.n_prompt])
+    assert "Notes" not in tokenizer.decode(without.input_ids)
 
 
 # -- tokenising and masks ---------------------------------------------------------------------

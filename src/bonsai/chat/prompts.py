@@ -1,9 +1,12 @@
 """Turning a chat question into a record the student knows how to answer.
 
 The student was trained on records (instruction, input, category, language, reasoning), so a
-question becomes one: the question is the instruction; retrieved notes (and, from a server
-client, its system message and the conversation so far) become the input; the category is the
-mode's (``question_to_question``) or the one the question looks like; the language is detected.
+question becomes one: the question is the instruction; retrieved notes go in the layout's notes
+section, as clean text with a short label (never a file path: citations are shown to the person,
+not copied by the model); a server client's system message and the conversation so far become the
+input; the category is the mode's (``question_to_question``), ``translation`` for a request to
+translate (its language then names both sides, ``ja-en``), or the one the question looks like;
+the language is detected.
 
 A layout that does not show the category (``alpaca``, and the base model) cannot know that it
 should answer with questions, so question-to-question mode then spells it out as the instruction
@@ -12,6 +15,7 @@ and gives the question as input.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,7 +46,6 @@ Q2Q_INSTRUCTIONS = {
         "帮助提问者弄清真正想知道的事情。每行写一个问题。"
     ),
 }
-NOTES_HEADER = {"en": "Notes:", "ja": "メモ:", "zh": "笔记:"}
 HISTORY_HEADER = "Conversation so far:"
 
 
@@ -66,23 +69,95 @@ def guess_language(text: str) -> str | None:
     return default_detector().detect(text)
 
 
+# A request to translate names the language it wants: (pattern, target language).
+_TARGETS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"英語|英訳|英文|English|英文|英语", re.IGNORECASE), "en"),
+    (re.compile(r"日本語|和訳|Japanese|日语|日文", re.IGNORECASE), "ja"),
+    (re.compile(r"中国語|Chinese|中文|汉语", re.IGNORECASE), "zh"),
+)
+_ASKS_TO_TRANSLATE = re.compile(
+    r"translat|訳し|訳して|訳す|訳を|に訳|英訳|和訳|翻訳|翻译|译成|译为|"
+    r"\bin (english|japanese|chinese)\b|\bmean in\b|(英語|日本語|中国語)で(言|書|は|何)|"
+    r"(英語|日本語|中国語)にして|用(英文|日文|中文|英语|日语)",
+    re.IGNORECASE,
+)
+
+
+def translation_request(question: str, given: str = "") -> tuple[str, str] | None:
+    """(source, target) languages when ``question`` asks for a translation, else None.
+
+    The target is the language the request names; the source is the language of the text to
+    translate (the quoted or given text, or the request itself when it holds the text).
+    """
+    if not _ASKS_TO_TRANSLATE.search(question):
+        return None
+    request = _QUOTED.sub(" ", question)
+    named = [lang for pattern, lang in _TARGETS if pattern.search(request)]
+    text = given.strip() or _text_to_translate(question)
+    source = guess_language(text) if text else None
+    targets = [lang for lang in named if lang != source]
+    if not targets:
+        return None
+    return source or ("en" if targets[0] != "en" else "ja"), targets[0]
+
+
+_QUOTED = re.compile(r"「[^」]*」|『[^』]*』|\"[^\"]*\"|“[^”]*”|'[^']*'")
+_AFTER_COLON = re.compile(r"[:：]\s*(.+)$", re.DOTALL)
+
+
+def _text_to_translate(question: str) -> str:
+    quoted = _QUOTED.findall(question)
+    if quoted:
+        return max(quoted, key=len)[1:-1]
+    after = _AFTER_COLON.search(question)
+    return after.group(1) if after else ""
+
+
 def guess_category(question: str, context: str, mode: str) -> str:
     if mode == Q2Q:
         return Q2Q
+    if translation_request(question, context):
+        return "translation"
     from bonsai.curate.category import suggest_category
 
     category = suggest_category(question, context).category
     # In answer mode the user wants an answer, whatever the question looks like.
-    return "open_qa" if category == Q2Q else category
+    return "open_qa" if category in (Q2Q, "translation") else category
 
 
-def notes_block(hits: Sequence[Hit], language: str | None, max_chars: int) -> str:
-    from bonsai.rag import format_context
+def record_language(question: str, given: str, category: str, language: str | None) -> str | None:
+    """The record's language: for a translation, both sides (``ja-en``)."""
+    if category == "translation":
+        pair = translation_request(question, given)
+        if pair:
+            return f"{pair[0]}-{pair[1]}"
+    return language
 
-    if not hits:
-        return ""
-    header = NOTES_HEADER.get(language or "en", NOTES_HEADER["en"])
-    return f"{header}\n{format_context(hits, max_chars=max_chars)}"
+
+def note_label(hit: Hit) -> str:
+    """A retrieved passage's label in the prompt: the document title and heading in words."""
+    title, heading = hit.title.strip(), hit.heading.strip()
+    if hit.kind != "file":
+        return heading
+    if not heading or heading.split(" > ")[0] == title:
+        return heading or title
+    return f"{title} > {heading}"
+
+
+def notes_block(hits: Sequence[Hit], max_chars: int) -> str:
+    """The notes section's text for ``hits``: whole passages, best first, within ``max_chars``."""
+    from bonsai.layouts import format_notes
+
+    passages: list[tuple[str, str]] = []
+    used = 0
+    for hit in hits:
+        label, text = note_label(hit), hit.text.strip()
+        cost = len(label) + len(text) + 8
+        if passages and used + cost > max_chars:
+            break
+        passages.append((label, text[: max(0, max_chars - len(label) - 8)]))
+        used += cost
+    return format_notes(passages)
 
 
 def history_block(history: Sequence[tuple[str, str]], max_chars: int) -> str:
@@ -105,9 +180,10 @@ class PromptParts:
     system: str = ""
     history: str = ""
     notes: str = ""
+    """The notes section (:func:`notes_block`); the layout renders it, not the input."""
 
     def input_text(self) -> str:
-        return "\n\n".join(part for part in (self.system, self.history, self.notes) if part)
+        return "\n\n".join(part for part in (self.system, self.history) if part)
 
 
 def build_record(
@@ -131,5 +207,5 @@ def build_record(
         instruction=instruction,
         input=context,
         category=category,
-        language=language,
+        language=record_language(question, parts.input_text(), category, language),
     )

@@ -27,7 +27,7 @@ from bonsai.errors import BonsaiError
 from bonsai.generate.args import GenerateArgs
 from bonsai.generate.engine import Generation, Generator
 from bonsai.generate.prompting import PromptLayout
-from bonsai.records import Record
+from bonsai.layouts import ANSWER_MARKER
 
 if TYPE_CHECKING:
     import sqlite3
@@ -39,9 +39,6 @@ Retriever = Callable[[str, int], "list[Hit]"]
 OnDelta = Callable[[str, str], None]
 """Called with ('reasoning' | 'answer', text) as the model writes."""
 
-ANSWER_MARKER = "### Response:"
-"""Where the answer starts in a layout whose model writes its reasoning first."""
-
 
 @dataclass
 class ChatArgs:
@@ -51,9 +48,9 @@ class ChatArgs:
     """'answer', or 'question_to_question' (q2q): reply with 2–4 sharper questions."""
     rag: bool = True
     """Retrieve from the garden's notes and records and put the best chunks in the prompt."""
-    k: int = 4
+    k: int = 3
     """How many chunks to retrieve."""
-    max_notes_chars: int = 2400
+    max_notes_chars: int = 1500
     """The retrieved notes are cut to this many characters: a small model reads a short context
     better, and the prompt stays fast to process."""
     max_history_chars: int = 1500
@@ -193,7 +190,7 @@ class ChatSession:
         self.client = client
         self.detect_language = detect_language
         self._shows_category = layout.shows_category()
-        self._reasoning_first = not layout.render(_probe()).rstrip().endswith(ANSWER_MARKER)
+        self._reasoning_first = layout.reasoning_first
         self.last: ChatTurn | None = None
 
     # -- asking ---------------------------------------------------------------------------
@@ -229,9 +226,9 @@ class ChatSession:
             parts = PromptParts(
                 system=system.strip(),
                 history=history_block(history, args.max_history_chars),
-                notes=notes_block(hits, language, args.max_notes_chars),
+                notes=notes_block(hits, args.max_notes_chars),
             )
-            category = guess_category(question, parts.notes, mode)
+            category = guess_category(question, parts.input_text(), mode)
             record = build_record(
                 question,
                 mode=mode,
@@ -240,7 +237,7 @@ class ChatSession:
                 category=category,
                 layout_shows_category=self._shows_category,
             )
-            prompt = self.layout.render(record)
+            prompt = self.layout.render(record, parts.notes)
             # Leave the answer room: drop the weakest notes until the prompt fits.
             if not hits or self._fits(prompt, gen_args.max_new_tokens):
                 break
@@ -330,10 +327,6 @@ class ChatSession:
         return store.add_feedback(
             self.conn, "experience", turn_id=about, text=experience, client=self.client
         )
-
-
-def _probe() -> Record:
-    return Record(id="probe", instruction="q", category="open_qa", language="en")
 
 
 def open_session(

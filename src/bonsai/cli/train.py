@@ -23,9 +23,10 @@ def train(
     layout: Annotated[
         str | None,
         typer.Option(
-            help="Prompt layout: alpaca, bonsai (the model writes reasoning, then the answer) or "
-            "bonsai-given (reasoning in the prompt). Default: bonsai if most records have a "
-            "reasoning.",
+            help="Prompt layout: bonsai-multitask (the answer at once; the reasoning a second "
+            "training task), bonsai (reasoning, then the answer), bonsai-after (the answer, then "
+            "the reasoning), bonsai-given (reasoning in the prompt) or alpaca. Default: the "
+            "parent's; else bonsai-multitask if most records have a reasoning, else alpaca.",
             show_default=False,
         ),
     ] = None,
@@ -98,7 +99,18 @@ def train(
         str | None,
         typer.Option(
             "--from",
-            help="Continue this run's adapter (e.g. on the next shard); it becomes the parent.",
+            help="Continue this run's adapter (e.g. on the next shard); it becomes the parent. "
+            "'base' starts from the bare model. Default: the nursery stock for the embedded "
+            "student.",
+            show_default=False,
+        ),
+    ] = None,
+    notes: Annotated[
+        str | None,
+        typer.Option(
+            help="Notes in the training prompts, as chat puts them there: auto (retrieved from "
+            "the garden's notes for some records, other records' notes or none for the rest), "
+            "off, or a JSON file of record id to notes text. Default: auto.",
             show_default=False,
         ),
     ] = None,
@@ -140,6 +152,7 @@ def train(
         "precision": precision,
         "seed": seed,
         "from_run": from_run,
+        "notes": notes,
     }
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]

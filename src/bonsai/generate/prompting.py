@@ -1,27 +1,30 @@
 """Prompt layouts as generation uses them: exactly the text a run was trained on.
 
-The train stage owns the layouts (:mod:`bonsai.train.layouts`: ``render_prompt``,
-``parse_completion``, ``stop_strings``); this is the narrow seam chat and serve use. A layout
-here is the prompt for a record (everything up to where the model writes), how to read the
-answer out of what the model wrote, and the text that ends an answer.
+:mod:`bonsai.layouts` owns the layouts (``render_prompt``, ``parse_completion``, the stop
+strings); this is the narrow seam chat, serve and eval use. A layout here is the prompt for a
+record and its notes (everything up to where the model writes), how to read the answer out of
+what the model wrote, and the text that ends an answer.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from bonsai import layouts
 from bonsai.records import Record
 
-SECTION_START = "\n### "
+SECTION_START = layouts.SECTION_START
 
 
 class PromptLayout(Protocol):
     name: str
     stop: tuple[str, ...]
     """Text that ends an answer in this layout (the model starting something new)."""
+    reasoning_first: bool
+    """Whether the model writes its reasoning before the answer."""
 
-    def render(self, record: Record) -> str:
-        """The prompt for ``record``, up to where the model writes."""
+    def render(self, record: Record, notes: str = "") -> str:
+        """The prompt for ``record`` with ``notes`` (:func:`bonsai.layouts.format_notes`)."""
         ...
 
     def parse(self, completion: str) -> tuple[str | None, str]:
@@ -34,30 +37,22 @@ class PromptLayout(Protocol):
 
 
 class TrainLayout:
-    """A layout of :mod:`bonsai.train.layouts`."""
+    """A layout of :mod:`bonsai.layouts`."""
 
     def __init__(self, name: str) -> None:
-        from bonsai.train import layouts
+        self._layout = layouts.get_layout(name)
+        self.name = self._layout.name
+        self.stop = self._layout.stop
+        self.reasoning_first = self._layout.reasoning_first
 
-        self.name = layouts.check_layout(name)
-        self._layouts = layouts
-        stop = tuple(layouts.stop_strings(name))
-        probe = Record(id="p", instruction="q", category="question_to_question", reasoning="r")
-        if self.render(probe).endswith("### Response:\n"):
-            # The answer is the last section: any new section header ends it (the base model
-            # likes to carry on with "### Answer:" and the like).
-            stop = (*stop, SECTION_START)
-        self.stop = tuple(dict.fromkeys(stop))
-        self._shows_category = "question_to_question" in self.render(probe)
-
-    def render(self, record: Record) -> str:
-        return self._layouts.render_prompt(self.name, record)
+    def render(self, record: Record, notes: str = "") -> str:
+        return layouts.render_prompt(self.name, record, notes)
 
     def parse(self, completion: str) -> tuple[str | None, str]:
-        return self._layouts.parse_completion(self.name, completion)
+        return layouts.parse_completion(self.name, completion)
 
     def shows_category(self) -> bool:
-        return self._shows_category
+        return self._layout.shows_category
 
 
 def get_layout(name: str) -> PromptLayout:

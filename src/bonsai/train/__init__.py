@@ -22,8 +22,7 @@ per step; ``--batch-tokens`` is the global budget of a step, so the curve does n
 number of processes. See docs/training.md.
 """
 
-from bonsai.train.args import TrainArgs
-from bonsai.train.layouts import (
+from bonsai.layouts import (
     LAYOUTS,
     Rendered,
     parse_completion,
@@ -32,6 +31,7 @@ from bonsai.train.layouts import (
     render_target,
     stop_strings,
 )
+from bonsai.train.args import TrainArgs
 
 __all__ = [
     "LAYOUTS",

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from bonsai.errors import BonsaiError
-from bonsai.train.layouts import LAYOUTS
+from bonsai.layouts import LAYOUTS
 
 OVERLONG_POLICIES: tuple[str, ...] = ("truncate", "skip")
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
@@ -77,7 +77,13 @@ class TrainArgs:
     """CPU threads for torch (None: the cores this process may use, less those other processes
     keep busy)."""
     from_run: str | None = None
-    """Continue this run's adapter (on another dataset or shard); it is recorded as the parent."""
+    """Continue this run's adapter (on another dataset or shard); it is recorded as the parent.
+    'base' starts from the bare base model; None (the default) starts from the nursery stock
+    when it was grown on the run's base model, else from the bare model."""
+    notes: str = "auto"
+    """Notes in the training prompts, as chat puts them there: 'auto' (retrieved from the
+    garden's notes for half of the records, another record's notes for a quarter, none for the
+    rest; nothing while the garden has no notes), 'off', or a JSON file of record id → notes."""
     dry_run: bool = False
     """Print rendered examples with their masks and token counts; train nothing, write nothing."""
 

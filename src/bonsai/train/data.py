@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bonsai.errors import BonsaiError
+from bonsai.layouts import missing_fields, render, render_tasks
 from bonsai.records import CATEGORIES, Record
-from bonsai.train.layouts import missing_fields, render
 
 if TYPE_CHECKING:
     import torch
@@ -145,14 +145,20 @@ def tokenise(
     layout: str,
     *,
     report: DataReport,
+    notes: Mapping[str, str] | None = None,
+    all_tasks: bool = True,
 ) -> list[Example]:
     """Examples of ``records`` in ``layout``, at full length. Records the layout cannot render
     (no reasoning for 'bonsai', say) are skipped and counted in ``report``.
 
+    ``notes`` maps a record id to the notes its prompt carries (retrieval-aware training).
+    With ``all_tasks`` a record gives every example its layout trains on (the reasoning task of
+    ``bonsai-multitask`` too); without, only the answer (validation measures the answer).
     Prompt and target are tokenised separately, as at inference: the prompt is encoded alone and
     the model continues it.
     """
     prefix, eos = special_ids(tokenizer)
+    notes = notes or {}
     usable: list[Record] = []
     for record in records:
         report.records += 1
@@ -163,11 +169,19 @@ def tokenise(
             usable.append(record)
     if not usable:
         return []
-    rendered = [render(layout, r) for r in usable]
+    owners: list[Record] = []
+    rendered = []
+    for record in usable:
+        given = notes.get(record.id, "")
+        tasks = (
+            render_tasks(layout, record, given) if all_tasks else [render(layout, record, given)]
+        )
+        owners += [record] * len(tasks)
+        rendered += tasks
     prompts = tokenizer([x.prompt for x in rendered], add_special_tokens=False)["input_ids"]
     targets = tokenizer([x.target for x in rendered], add_special_tokens=False)["input_ids"]
     examples = []
-    for record, prompt, target in zip(usable, prompts, targets, strict=True):
+    for record, prompt, target in zip(owners, prompts, targets, strict=True):
         ids = prefix + list(prompt) + list(target) + [eos]
         report.longest = max(report.longest, len(ids))
         category = record.category if record.category in CATEGORIES else UNKNOWN_CATEGORY

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
+from bonsai.layouts import BASE, DEFAULT_REASONING_LAYOUT
 from bonsai.records import Record
 from bonsai.store import RecordStore
 from bonsai.train.args import DataStats, TrainArgs, derive, derive_max_length, derive_schedule
@@ -28,6 +29,7 @@ from bonsai.train.data import (
     tokenise,
 )
 from bonsai.train.model import check_base_model
+from bonsai.train.notes import training_notes
 from bonsai.train.runs import Run, load_run
 
 if TYPE_CHECKING:
@@ -118,6 +120,21 @@ def _records(
     return train, val, unsplit
 
 
+def _starting_point(garden: Garden, args: TrainArgs) -> tuple[TrainArgs, list[str]]:
+    """Which adapter the run continues: ``--from RUN``, ``--from base`` (none), or by default
+    the nursery stock when it was grown on the run's base model."""
+    from bonsai.nursery import install_stock, stock_fits
+
+    if args.from_run is not None:
+        return args, []
+    base_model = args.base_model or garden.config.student.base_model
+    if not stock_fits(base_model):
+        return replace(args, from_run=BASE), []
+    run_id = install_stock(garden)
+    note = f"starting from the nursery stock (run {run_id}); --from base starts from the bare model"
+    return replace(args, from_run=run_id), [note]
+
+
 def _choose_layout(args: TrainArgs, parent: Run | None, records: list[Record]) -> tuple[str, str]:
     if args.layout is not None:
         return args.layout, "given"
@@ -126,7 +143,7 @@ def _choose_layout(args: TrainArgs, parent: Run | None, records: list[Record]) -
     with_reasoning = sum(1 for r in records if (r.reasoning or "").strip())
     share = with_reasoning / max(1, len(records))
     if share >= 0.5:
-        return "bonsai", f"{share:.0%} of the training records have a reasoning"
+        return DEFAULT_REASONING_LAYOUT, f"{share:.0%} of the training records have a reasoning"
     return "alpaca", f"only {share:.0%} of the training records have a reasoning"
 
 
@@ -196,7 +213,9 @@ def prepare(
 
     notes: list[str] = []
     warnings: list[str] = []
-    parent = load_run(garden, args.from_run) if args.from_run else None
+    args, started = _starting_point(garden, args)
+    notes += started
+    parent = load_run(garden, args.from_run) if args.from_run != BASE else None
     if parent is not None:
         parent.final_adapter()  # fail now, not after the data is ready, if it has none
         args, inherited = _inherit_lora(args, parent)
@@ -238,8 +257,16 @@ def prepare(
     check_base_model(base_model)
     tokenizer = load_tokenizer(base_model)
     train_report, val_report = DataReport(), DataReport()
-    train = tokenise(split.train, tokenizer, layout, report=train_report)
-    val = tokenise(split.val, tokenizer, layout, report=val_report)
+    notes_by_id = training_notes(garden, [*split.train, *split.val], args.notes, args.seed)
+    if notes_by_id:
+        notes.append(
+            f"notes in {len(notes_by_id)} of {len(split.train) + len(split.val)} prompts "
+            f"(--notes {args.notes})"
+        )
+    train = tokenise(split.train, tokenizer, layout, report=train_report, notes=notes_by_id)
+    val = tokenise(
+        split.val, tokenizer, layout, report=val_report, notes=notes_by_id, all_tasks=False
+    )
 
     max_length, why = derive_max_length(
         args, max(train_report.longest, val_report.longest), _model_max_length(base_model)

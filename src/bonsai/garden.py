@@ -13,6 +13,49 @@ from bonsai.errors import BonsaiError, GardenNotFound
 
 CONFIG_NAME = "bonsai.toml"
 DB_NAME = "garden.db"
+GARDEN_FILES = frozenset(
+    {CONFIG_NAME, DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal"}
+)
+"""A garden's own files, which no output a user names may replace."""
+PROTECTED_FOLDERS = frozenset({"runs"})
+"""Folders of a garden whose contents only BONSAI writes (a run's adapter, manifest, metrics)."""
+
+
+def check_output_path(
+    path: str | Path, *, folder: bool = False, garden: Path | None = None
+) -> Path:
+    """``path``, resolved, if a command may write it; an error if that would harm a garden.
+
+    Refused: a garden's ``bonsai.toml`` and ``garden.db`` (with its ``-wal``, ``-shm`` and
+    ``-journal`` files), anything inside its ``runs/``, a garden folder itself, and an existing
+    folder where a file is written. With ``folder`` (an output folder that may replace an old
+    one) also any folder that holds the ``garden`` folder. Links are followed, so a link to
+    ``garden.db`` is refused too. Every garden above the path is checked, not only the current.
+    """
+    target = Path(path).expanduser().resolve()
+    if folder and garden is not None and target in (garden.resolve(), *garden.resolve().parents):
+        raise BonsaiError("this folder holds the garden; name a new folder to write", file=path)
+    for root in (target, *target.parents):
+        if not (root / CONFIG_NAME).is_file():
+            continue
+        if root == target:
+            raise BonsaiError("this is a garden folder; name a file to write", file=path)
+        parts = target.relative_to(root).parts
+        if len(parts) == 1 and parts[0] in GARDEN_FILES:
+            raise BonsaiError(
+                f"this is the garden's own {parts[0]}; writing it would replace the garden",
+                file=path,
+                hint="choose another file, e.g. in the garden's exports/ folder",
+            )
+        if parts[0] in PROTECTED_FOLDERS:
+            raise BonsaiError(
+                f"this is inside the garden's {parts[0]}/ folder, which only BONSAI writes",
+                file=path,
+                hint="choose another file, e.g. in the garden's exports/ folder",
+            )
+    if target.is_dir() and not folder:
+        raise BonsaiError("this is a folder; name a file to write", file=path)
+    return target
 
 
 @dataclass

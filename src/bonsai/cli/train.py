@@ -232,6 +232,10 @@ def merge(
 ) -> None:
     """Fold a run's LoRA adapter into its base model: a folder plain transformers loads, or
     with --gguf a GGUF file that `bonsai chat --engine llama` runs."""
+    if out is not None:
+        from bonsai.garden import check_output_path
+
+        check_output_path(out, folder=not gguf, garden=open_garden(garden).root)
     if gguf:
         from rich.progress import Progress
 

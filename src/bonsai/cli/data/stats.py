@@ -68,6 +68,10 @@ def stats(
         console.print(_lengths_table(result))
 
     path = png or g.exports_dir / f"{_file_safe(dataset)}-stats.png"
+    if png is not None:
+        from bonsai.garden import check_output_path
+
+        check_output_path(png)
     with err_console.status("Drawing…"):
         write_png(result, path, f"{dataset}: {result.records:,} records")
     console.print(f"\nPicture: {escape(str(path))}")

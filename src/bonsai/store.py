@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bonsai.db import transaction
-from bonsai.errors import BonsaiError
+from bonsai.errors import BonsaiError, ConflictError
 from bonsai.records import Record
 
 _COLUMNS = (
@@ -58,6 +58,9 @@ class Changeset:
 # Rows are read as plain tuples and given to Record by position (a third faster than by name
 # through sqlite3.Row, on 16k records), so the columns must be Record's fields, in order.
 assert tuple(f.name for f in fields(Record)) == _COLUMNS, "store columns must follow Record"
+
+_ID_CHUNK = 500
+"""Record ids per query (SQLite allows 999 parameters in older builds)."""
 
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 _JSON = json.JSONEncoder(ensure_ascii=False).encode
@@ -179,6 +182,7 @@ class RecordStore:
         now = time.time()
         with transaction(self.conn):
             ds = self.dataset_id(dataset, create=True)
+            self._check_current(dataset, ds, real)
             cur = self.conn.execute(
                 "INSERT INTO changesets (dataset_id, kind, description, summary, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -195,6 +199,29 @@ class RecordStore:
                 ],
             )
         return changeset_id
+
+    def _check_current(self, dataset: str, ds: int, changes: Sequence[Change]) -> None:
+        """Refuse changes planned on records that another command changed since they were read.
+
+        Runs inside the write transaction, so what it compares with is what the changes replace.
+        """
+        ids = [(c.after or c.before).id for c in changes]  # type: ignore[union-attr]
+        current: dict[str, Record] = {}
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            rows = self._tuples(
+                f"SELECT {', '.join(_COLUMNS)} FROM records"
+                f" WHERE dataset_id = ? AND id IN ({', '.join('?' * len(chunk))})",
+                (ds, *chunk),
+            )
+            current.update((row[0], _row_to_record(row)) for row in rows)
+        for record_id, change in zip(ids, changes, strict=True):
+            if current.get(record_id) != change.before:
+                raise ConflictError(
+                    f"record '{record_id}' of dataset '{dataset}' was changed by another command"
+                    " while this one ran; nothing was written",
+                    hint="run the command again",
+                )
 
     def _write(self, ds: int, changes: Iterable[Change], now: float) -> None:
         next_position = int(
@@ -235,13 +262,14 @@ class RecordStore:
         summary: dict[str, Any] | None = None,
     ) -> int | None:
         """Replace existing records by id with the given versions, as one changeset."""
-        current = {r.id: r for r in self.records(dataset)}
-        changes = []
-        for record in records:
-            if record.id not in current:
-                raise BonsaiError(f"record '{record.id}' is not in dataset '{dataset}'")
-            changes.append(Change(current[record.id], record))
-        return self.apply(dataset, changes, kind=kind, description=description, summary=summary)
+        with transaction(self.conn):
+            current = {r.id: r for r in self.records(dataset)}
+            changes = []
+            for record in records:
+                if record.id not in current:
+                    raise BonsaiError(f"record '{record.id}' is not in dataset '{dataset}'")
+                changes.append(Change(current[record.id], record))
+            return self.apply(dataset, changes, kind=kind, description=description, summary=summary)
 
     # -- history --------------------------------------------------------------------------------
 
@@ -268,30 +296,18 @@ class RecordStore:
         A changeset can only be undone while the records it touched are still as it left them;
         otherwise the later changes must be undone first, so nothing is lost by accident.
         """
-        candidates = [c for c in self.history(dataset) if c.undone_by is None and c.kind != "undo"]
-        if not candidates:
-            raise BonsaiError(f"nothing to undo in dataset '{dataset}'")
-        if changeset_id is None:
-            target = candidates[-1]
-        else:
-            matches = [c for c in candidates if c.id == changeset_id]
-            if not matches:
-                raise BonsaiError(
-                    f"change #{changeset_id} is not an undoable change of dataset '{dataset}'",
-                    hint="`bonsai data history` lists them",
-                )
-            target = matches[0]
-        changes = self.changes_of(target.id)
-        current = {r.id: r for r in self.records(dataset)}
-        for change in changes:
-            record_id = (change.after or change.before).id  # type: ignore[union-attr]
-            if current.get(record_id) != change.after:
-                raise BonsaiError(
-                    f"record '{record_id}' changed again after change #{target.id}",
-                    hint="undo the later changes first",
-                )
-        reverse = [Change(c.after, c.before) for c in changes]
-        with transaction(self.conn):
+        with transaction(self.conn):  # choose, check and write against one state
+            target = self._undo_target(dataset, changeset_id)
+            changes = self.changes_of(target.id)
+            current = {r.id: r for r in self.records(dataset)}
+            for change in changes:
+                record_id = (change.after or change.before).id  # type: ignore[union-attr]
+                if current.get(record_id) != change.after:
+                    raise BonsaiError(
+                        f"record '{record_id}' changed again after change #{target.id}",
+                        hint="undo the later changes first",
+                    )
+            reverse = [Change(c.after, c.before) for c in changes]
             undo_id = self.apply(
                 dataset,
                 reverse,
@@ -304,3 +320,17 @@ class RecordStore:
                 "UPDATE changesets SET undone_by = ? WHERE id = ?", (undo_id, target.id)
             )
         return undo_id
+
+    def _undo_target(self, dataset: str, changeset_id: int | None) -> Changeset:
+        candidates = [c for c in self.history(dataset) if c.undone_by is None and c.kind != "undo"]
+        if not candidates:
+            raise BonsaiError(f"nothing to undo in dataset '{dataset}'")
+        if changeset_id is None:
+            return candidates[-1]
+        matches = [c for c in candidates if c.id == changeset_id]
+        if not matches:
+            raise BonsaiError(
+                f"change #{changeset_id} is not an undoable change of dataset '{dataset}'",
+                hint="`bonsai data history` lists them",
+            )
+        return matches[0]

@@ -32,6 +32,14 @@ TRICKY = [
     "0.10",
     "tab\there and a bell\x07",
     "literal _x000D_ in text",
+    "_x005F_x0041_",
+    "_x005F_",
+    "_x_x0041__x",
+    "\t=tab first",
+    "\r=CR first",
+    "'=already quoted",
+    "''+twice",
+    "'plain apostrophe",
     "<tag> & ampersand",
     "emoji 🌳 and café",
     "\n",
@@ -47,7 +55,7 @@ def tricky_objects() -> list[dict]:
                 "id": f"t{index:02d}",
                 "instruction": text if text.strip() else f"blank-ish {index}",
                 "input": text if index % 2 else "",
-                "output": text,
+                "output": text if text.strip() else f"blank-ish {index}",
                 "category": CATEGORIES[index % len(CATEGORIES)],
                 "language": "ja" if index % 3 == 0 else None,
                 "reasoning": text if index % 4 == 0 else None,
@@ -212,3 +220,16 @@ def test_split_shard_and_default_out(garden, cli, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no dataset named 'nope'" in result.stderr
     result = cli("data", "export", "-d", "d", "-o", tmp_path / "x.txt", "-g", garden.root)
     assert result.exit_code == 2 and "--format" in result.stderr
+
+
+def test_csv_export_never_starts_a_cell_with_a_formula(tricky, tmp_path: Path) -> None:
+    """Excel runs '=', '+', '-', '@' (and tab/CR) first cells as formulas: each gets a "'"."""
+    import csv
+
+    out = export_dataset(tricky, "t", "csv", tmp_path / "t.csv")
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        cells = [cell for row in csv.reader(f) for cell in row]
+    assert "'=HYPERLINK(\"http://example.com\",\"x\")" in cells and "'=1+2" in cells
+    assert "''=already quoted" in cells and "'''+twice" in cells
+    assert "'plain apostrophe" in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]

@@ -45,14 +45,16 @@ WIDTHS = {
     "reasoning": 50,
     "source_category": 20,
 }
-_NEEDS_ESCAPE = re.compile(r"_(x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uffff]")
+# A "_" that starts "_xHHHH_" is escaped as "_x005F_"; a lookahead, because two such patterns
+# can share an underscore ("_x005F_x0041_"), and each must be escaped.
+_NEEDS_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
 def escape_text(text: str) -> str:
     def sub(match: re.Match[str]) -> str:
-        if match.group(1):  # a literal "_xHHHH_" in the text
-            return "_x005F_" + match.group(1)
+        if match.group(0) == "_":  # starts a literal "_xHHHH_" in the text
+            return "_x005F_"
         return f"_x{ord(match.group(0)):04X}_"
 
     return _NEEDS_ESCAPE.sub(sub, text)

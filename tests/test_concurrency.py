@@ -2,65 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from db_support import Locker, bonsai_process, finish
 
 from bonsai.store import RecordStore
-
-_LOCKER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-"""
-
-
-def _env(**extra: str) -> dict[str, str]:
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path, "COLUMNS": "200", **extra}
-
-
-def _bonsai(*args: str | Path, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from bonsai.cli import main; main()", *map(str, args)],
-        env=_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-class Locker:
-    """Another process holding the garden's write lock until released."""
-
-    def __init__(self, db: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _LOCKER, str(db)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "locked"
-
-    def release(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write("\n")
-        self.process.stdin.flush()
-        self.process.wait(timeout=30)
-
-
-def _finish(process: subprocess.Popen[str]) -> tuple[int, str]:
-    out, err = process.communicate(timeout=120)
-    return process.returncode, out + err
 
 
 @pytest.fixture
@@ -84,11 +32,11 @@ def test_two_imports_at_once_keep_both_edits(seeded, tmp_path: Path) -> None:
     categories = tmp_path / "categories.csv"
     categories.write_text("id,instruction,output,category\na,A,1,open_qa\nb,B,2,\n", "utf-8")
     locker = Locker(seeded.db_path)
-    first = _bonsai("data", "import", reasoning, "-d", "d", "-g", seeded.root)
-    second = _bonsai("data", "import", categories, "-d", "d", "-g", seeded.root)
+    first = bonsai_process("data", "import", reasoning, "-d", "d", "-g", seeded.root)
+    second = bonsai_process("data", "import", categories, "-d", "d", "-g", seeded.root)
     time.sleep(6)  # both have read their files and wait for the lock
     locker.release()
-    results = [_finish(first), _finish(second)]
+    results = [finish(first), finish(second)]
     for code, output in results:
         assert code == 0 and "Traceback" not in output, output
     record = RecordStore(seeded.db).get("d", "a")
@@ -100,10 +48,12 @@ def test_two_imports_into_a_new_dataset(seeded, tmp_path: Path) -> None:
     path = tmp_path / "new.jsonl"
     path.write_text('{"id": "x", "instruction": "X", "output": "1"}\n', "utf-8")
     locker = Locker(seeded.db_path)
-    processes = [_bonsai("data", "import", path, "-d", "fresh", "-g", seeded.root) for _ in "ab"]
+    processes = [
+        bonsai_process("data", "import", path, "-d", "fresh", "-g", seeded.root) for _ in "ab"
+    ]
     time.sleep(6)
     locker.release()
-    results = [_finish(p) for p in processes]
+    results = [finish(p) for p in processes]
     for code, output in results:
         assert code == 0 and "Traceback" not in output, output
     assert sorted(" ".join(o.split()) for _, o in results)[0].count("Nothing changed") == 1

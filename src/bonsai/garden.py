@@ -102,16 +102,29 @@ class Garden:
 
     @classmethod
     def init(cls, root: str | Path, *, name: str | None = None) -> Garden:
-        """Create a garden in ``root`` (made if missing). Refuses to overwrite an existing one."""
-        root = Path(root).resolve()
+        """Create a garden in ``root`` (made if missing). Refuses to overwrite an existing one.
+
+        ``bonsai.toml`` is written last, so a failed init leaves no half-made garden behind; a
+        ``garden.db`` already in the folder is opened (and so checked) before anything is written.
+        """
+        root = Path(root).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise BonsaiError("a file is in the way: a garden is a folder", file=root)
         if (root / CONFIG_NAME).exists():
             raise BonsaiError("a garden already exists here", file=root / CONFIG_NAME)
-        root.mkdir(parents=True, exist_ok=True)
         garden = cls(root)
-        GardenConfig(name=name or root.name).save(garden.config_path)
-        for folder in (garden.runs_dir, garden.notes_dir, garden.exports_dir):
-            folder.mkdir(exist_ok=True)
-        garden.db  # noqa: B018 - creates the database and applies every migration
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            garden.db  # noqa: B018 - creates the database and applies every migration
+            for folder in (garden.runs_dir, garden.notes_dir, garden.exports_dir):
+                folder.mkdir(exist_ok=True)
+            GardenConfig(name=name or root.name).save(garden.config_path)
+        except OSError as exc:
+            garden.close()
+            where = exc.filename or root
+            raise BonsaiError(
+                f"cannot create the garden: {exc.strerror or exc}", file=where
+            ) from None
         return garden
 
     @classmethod

@@ -95,6 +95,24 @@ class Garden:
     def db(self) -> sqlite3.Connection:
         return connect(self.db_path)
 
+    def choose_dataset(self, given: str | None) -> str:
+        """``given``, else ``default_dataset`` from bonsai.toml, else the garden's only dataset."""
+        if given is not None:
+            return given
+        if self.config.default_dataset:
+            return self.config.default_dataset
+        from bonsai.store import RecordStore
+
+        names = RecordStore(self.db).dataset_names()
+        if len(names) == 1:
+            return names[0]
+        known = ", ".join(names) if names else "none yet"
+        raise BonsaiError(
+            f"which dataset? pass --dataset NAME (datasets in this garden: {known})",
+            field="dataset",
+            hint='or set default_dataset = "NAME" in bonsai.toml',
+        )
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def stats(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     png: Annotated[
         Path | None,
@@ -42,6 +42,7 @@ def stats(
     from bonsai.store import RecordStore
 
     g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
     records = RecordStore(g.db).records(dataset)
     count_tokens = None
     model = g.config.student.base_model

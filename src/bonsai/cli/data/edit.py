@@ -41,7 +41,7 @@ def edit(
 def rm(
     record_ids: Annotated[
         list[str],
-        typer.Argument(help="Ids of the records to remove.", show_default=False, metavar="ID..."),
+        typer.Argument(help="Ids of the records to remove.", show_default=False, metavar="ID"),
     ],
     dataset: DatasetOption = None,
     garden: GardenOption = None,

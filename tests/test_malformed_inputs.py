@@ -47,6 +47,21 @@ def _xlsx_blank_id(path: Path) -> None:
     book.save(path)
 
 
+def _parquet(names: list[str], columns: list[list]) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table([pa.array(c) for c in columns], names=names), path)
+
+    return write
+
+
+def _truncated_parquet(path: Path) -> None:
+    _parquet(["instruction", "output"], [["a"], ["b"]])(path)
+    path.write_bytes(path.read_bytes()[:60])
+
+
 def _deep(levels: int) -> str:
     return '{"instruction": "a", "output": "b", "x": ' + "[" * levels + "]" * levels + "}\n"
 
@@ -147,6 +162,26 @@ CASES: list[tuple[str, str, Content, list[str]]] = [
     ),
     ("json-output-object", "q.jsonl", '{"instruction": "a", "output": {"k": 1}}\n', ["dict"]),
     ("lone-surrogate", "q.jsonl", '{"instruction": "a\\ud800", "output": "b"}\n', ["surrogate"]),
+    # Parquet
+    (
+        "parquet-duplicate-column",
+        "q.parquet",
+        _parquet(["instruction", "output", "output"], [["a"], ["b"], ["c"]]),
+        ["'output' appears twice"],
+    ),
+    (
+        "parquet-nan-output",
+        "q.parquet",
+        _parquet(["instruction", "output"], [["a"], [float("nan")]]),
+        ["row 1", "field 'output'", "nan"],
+    ),
+    (
+        "parquet-null-output",
+        "q.parquet",
+        _parquet(["instruction", "output"], [["a", "b"], ["x", None]]),
+        ["row 2", "field 'output'"],
+    ),
+    ("parquet-truncated", "q.parquet", _truncated_parquet, ["not a readable Parquet"]),
     # other values and files
     ("unknown-category", "q.jsonl", '{"instruction": "a", "output": "b", "category": "x"}\n', []),
     (

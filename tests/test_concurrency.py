@@ -81,3 +81,20 @@ def test_a_change_planned_on_a_stale_record_is_refused(seeded) -> None:
         )
     assert store.get("d", "a").output == "edited"  # type: ignore[union-attr]
     assert len(store.history("d")) == history
+
+
+def test_an_update_computed_from_stale_records_is_refused(seeded) -> None:
+    """annotate and split compute for minutes from what they read; an edit meanwhile stays."""
+    import dataclasses
+
+    from bonsai.errors import ConflictError
+
+    store = RecordStore(seeded.db)
+    read = store.records("d")
+    annotated = [dataclasses.replace(r, language="en") for r in read]
+    edited = dataclasses.replace(read[0], output="edited meanwhile")
+    store.update("d", [edited], kind="edit", description="edit a")
+    with pytest.raises(ConflictError):
+        store.update("d", annotated, kind="annotate", description="late", basis=read)
+    assert store.get("d", "a").output == "edited meanwhile"  # type: ignore[union-attr]
+    assert store.get("d", "b").language is None  # type: ignore[union-attr]

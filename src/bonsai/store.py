@@ -260,15 +260,22 @@ class RecordStore:
         kind: str,
         description: str,
         summary: dict[str, Any] | None = None,
+        basis: Sequence[Record] | None = None,
     ) -> int | None:
-        """Replace existing records by id with the given versions, as one changeset."""
+        """Replace existing records by id with the given versions, as one changeset.
+
+        ``basis``: the records as the caller read them before computing ``records``. A record
+        that another command changed since is then refused (:class:`ConflictError`) instead of
+        silently overwritten; without it, the versions replace whatever is stored now.
+        """
+        read = {r.id: r for r in basis} if basis is not None else {}
         with transaction(self.conn):
             current = {r.id: r for r in self.records(dataset)}
             changes = []
             for record in records:
                 if record.id not in current:
                     raise BonsaiError(f"record '{record.id}' is not in dataset '{dataset}'")
-                changes.append(Change(current[record.id], record))
+                changes.append(Change(read.get(record.id, current[record.id]), record))
             return self.apply(dataset, changes, kind=kind, description=description, summary=summary)
 
     # -- history --------------------------------------------------------------------------------

@@ -100,3 +100,12 @@ def test_train_uses_the_only_dataset_and_warns_of_check_errors(
     warning = " ".join(result.stderr.split())
     assert "warning:" in warning and "finds 1 error(s) in dataset 'cats'" in warning
     assert records[0].id in warning
+
+
+@pytest.mark.parametrize("value", ["3", '""', "[1]"])
+def test_a_bad_default_dataset_is_named(garden, cli, value: str) -> None:
+    config = garden.config_path.read_text("utf-8")
+    garden.config_path.write_text(f"default_dataset = {value}\n" + config, "utf-8")
+    result = cli("data", "show", "-g", garden.root)
+    assert result.exit_code == 2 and "default_dataset" in result.stderr
+    assert "Traceback" not in result.output

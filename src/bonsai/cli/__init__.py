@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         from bonsai.db.connection import database_error
 
         error = database_error(exc)
+        if error is None:
+            raise
         print_error(str(error))
         sys.exit(error.exit_code)
 

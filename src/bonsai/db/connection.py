@@ -57,18 +57,30 @@ def busy_error(waited: float, path: str | Path | None = None) -> DatabaseBusy:
     )
 
 
-def database_error(exc: sqlite3.Error, path: str | Path | None = None) -> BonsaiError:
-    """The user-facing error for a sqlite3 error: busy, damaged, or not openable."""
+def database_error(exc: sqlite3.Error, path: str | Path | None = None) -> BonsaiError | None:
+    """The user-facing error for a sqlite3 error the user can act on, else None (a bug).
+
+    Busy (another writer), a damaged file or one that is not a database, and the file system
+    refusing (read-only, full, no such folder) are the user's to act on; a constraint failure is
+    BONSAI's own mistake and keeps its traceback.
+    """
+    text = str(exc)
     if is_busy(exc):
         return busy_error(busy_timeout(), path)
-    text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
-        return BonsaiError(f"cannot open the garden database ({text})", file=path)
-    return BonsaiError(
-        f"the garden database is damaged or not a SQLite database ({text})",
-        file=path,
-        hint=_DAMAGED_HINT,
-    )
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        reason in text.lower() for reason in _FILE_SYSTEM_REASONS
+    ):
+        return BonsaiError(f"cannot use the garden database ({text})", file=path)
+    if type(exc) is sqlite3.DatabaseError:  # "file is not a database", "malformed"
+        return BonsaiError(
+            f"the garden database is damaged or not a SQLite database ({text})",
+            file=path,
+            hint=_DAMAGED_HINT,
+        )
+    return None
+
+
+_FILE_SYSTEM_REASONS = ("unable to open", "readonly", "disk is full", "disk i/o", "read-only")
 
 
 def connect(
@@ -84,7 +96,7 @@ def connect(
             str(path), timeout=wait, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
-        raise database_error(exc, path) from None
+        raise database_error(exc, path) or exc from None
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -97,7 +109,7 @@ def connect(
             migrate(conn)
     except sqlite3.Error as exc:
         conn.close()
-        raise database_error(exc, path) from None
+        raise database_error(exc, path) or exc from None
     return conn
 
 

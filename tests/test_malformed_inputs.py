@@ -79,7 +79,7 @@ CASES: list[tuple[str, str, Content, list[str]]] = [
     (
         "csv-quote-runs-rows-together",
         "q.csv",
-        'instruction,output,category\n"Hello,1\nB",2\nC,3,open_qa\n',
+        'instruction,output,category\n"Hello,1\nB,2\nC",3\nD,4,open_qa\n',
         ["line 2", "stray or unclosed", "field 'instruction'"],
     ),
     ("csv-too-many-cells", "q.csv", "instruction,output\nA,1,extra\n", ["row 2", "3 cells"]),
@@ -238,3 +238,10 @@ def test_a_spaces_only_id_never_reaches_an_export(seeded, cli, tmp_path: Path) -
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", "utf-8")
     result = cli("data", "import", path, "-d", "d", "--garden", seeded.root)
     assert result.exit_code == 2 and "field 'id'" in result.stderr
+
+
+def test_a_multi_line_text_in_a_short_row_is_not_a_stray_quote(seeded, cli, tmp_path) -> None:
+    path = tmp_path / "lines.csv"
+    path.write_text('instruction,output,category\n"Line one\nline two",answer\n', "utf-8")
+    result = cli("data", "import", path, "-d", "d", "--garden", seeded.root)
+    assert result.exit_code == 0, result.output

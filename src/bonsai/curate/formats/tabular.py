@@ -109,7 +109,15 @@ def read_csv(path: Path) -> SourceTable:
             number += 1
             if not any(cells):
                 continue
-            _check_cells(cells, columns, path, row=number, start=start, end=reader.line_num)
+            _check_cells(
+                cells,
+                columns,
+                path,
+                row=number,
+                start=start,
+                end=reader.line_num,
+                delimiter=delimiter,
+            )
             values = {
                 name: (unprotect_formula(cells[i]) if i < len(cells) else "")
                 for i, name in enumerate(columns)
@@ -146,11 +154,27 @@ def _next_row(reader: Any, path: Path, text: str, delimiter: str) -> list[str] |
 
 
 def _check_cells(
-    cells: list[str], columns: list[str], path: Path, *, row: int, start: int, end: int
+    cells: list[str],
+    columns: list[str],
+    path: Path,
+    *,
+    row: int,
+    start: int,
+    end: int,
+    delimiter: str,
 ) -> None:
     """Refuse a row with cells beyond the header, or one that a stray quote ran together."""
     if end > start and len(cells) < len(columns):
-        index = next((i for i, cell in enumerate(cells) if "\n" in cell or "\r" in cell), None)
+        # A row short of cells whose multi-line cell holds lines that look like rows (they
+        # have the delimiter) ran them together; a text with line breaks alone is fine.
+        index = next(
+            (
+                i
+                for i, cell in enumerate(cells)
+                if any(delimiter in line for line in cell.splitlines()[1:])
+            ),
+            None,
+        )
         if index is not None:
             line = start + sum(cell.count("\n") for cell in cells[:index])
             raise BonsaiError(

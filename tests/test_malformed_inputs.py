@@ -245,3 +245,18 @@ def test_a_multi_line_text_in_a_short_row_is_not_a_stray_quote(seeded, cli, tmp_
     path.write_text('instruction,output,category\n"Line one\nline two",answer\n', "utf-8")
     result = cli("data", "import", path, "-d", "d", "--garden", seeded.root)
     assert result.exit_code == 0, result.output
+
+
+def test_a_stray_quote_in_a_thousand_rows_names_where_it_began(seeded, cli, tmp_path) -> None:
+    """It used to swallow the rows up to the next quote into one field, and exit 0."""
+    rows = ["instruction,output"]
+    for i in range(1000):
+        text = f"Question {i}"
+        text = f'"Unclosed {i}' if i == 100 else text
+        text = f'"The Raven" by Poe, part {i}' if i == 500 else text
+        rows.append(f"{text},Answer {i}")
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(rows) + "\n", "utf-8")
+    result = cli("data", "import", path, "-d", "d", "--garden", seeded.root)
+    assert result.exit_code == 2
+    assert "many.csv, line 102:" in result.stderr and "on line 502" in result.stderr

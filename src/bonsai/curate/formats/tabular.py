@@ -144,7 +144,12 @@ def _next_row(reader: Any, path: Path, text: str, delimiter: str) -> list[str] |
         offset = _line_offset(text, start)
         opening = _broken_quote(text, offset, delimiter)
         line = start if opening is None else text.count("\n", 0, opening) + 1
-        reason = "never closed" if "end of data" in str(exc) else "closed and followed by more text"
+        if "end of data" in str(exc):
+            reason = "never closed: it runs to the end of the file"
+        else:
+            reason = "closed and followed by more text"
+            if reader.line_num > line:
+                reason += f" on line {reader.line_num}"
         raise BonsaiError(
             f"broken CSV: the quoted field that begins here is {reason}",
             file=path,

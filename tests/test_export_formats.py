@@ -13,7 +13,7 @@ from bonsai.curate.exporter import export_dataset, write_records
 from bonsai.curate.importer import import_file, read_records
 from bonsai.errors import BonsaiError
 from bonsai.records import CATEGORIES, EDITABLE_FIELDS, Record
-from bonsai.store import RecordStore
+from bonsai.store import Change, RecordStore
 
 TRICKY = [
     "猫は魚が好きです。\n日本語の改行",
@@ -233,3 +233,15 @@ def test_csv_export_never_starts_a_cell_with_a_formula(tricky, tmp_path: Path) -
     assert "''=already quoted" in cells and "'''+twice" in cells
     assert "'plain apostrophe" in cells
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+def test_xlsx_keeps_escape_lookalikes_in_column_names(garden, tmp_path: Path) -> None:
+    records = [
+        Record(id="a", instruction="A", output="1", extra={"x_x0041_y": "v", "t": ["_x0009_"]})
+    ]
+    RecordStore(garden.db).apply(
+        "t", [Change(None, r) for r in records], kind="import", description="t"
+    )
+    out = export_dataset(garden, "t", "xlsx", tmp_path / "t.xlsx")
+    import_file(garden, out, "back")
+    assert RecordStore(garden.db).records("back")[0].extra == records[0].extra

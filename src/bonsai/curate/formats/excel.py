@@ -100,7 +100,7 @@ def _json_columns(workbook: Any) -> frozenset[str]:
         key, value = (*cells, None, None)[:2]
         if key == "json_columns" and isinstance(value, str):
             try:
-                return frozenset(json.loads(value))
+                return frozenset(json.loads(unescape_text(value)))
             except (ValueError, TypeError):
                 return frozenset()
     return frozenset()
@@ -132,7 +132,9 @@ def read_xlsx(path: Path) -> SourceTable:
                 row=1,
                 hint="row 1 must hold the column names (instruction, input, output, ...)",
             )
-        columns = header_names(header, path)
+        columns = header_names(
+            [unescape_text(c) if isinstance(c, str) else c for c in header], path
+        )
         rows: list[SourceRow] = []
         for number, cells in enumerate(rows_iter, 2):
             if all(cell is None or cell == "" for cell in cells):

@@ -87,6 +87,14 @@ CASES: list[tuple[str, str, Content, list[str]]] = [
     ("csv-duplicate-column", "q.csv", "instruction,output,output\nA,1,2\n", ["appears twice"]),
     ("csv-not-utf8", "q.csv", b"instruction,output\nA,caf\xe9\n", ["not valid UTF-8", "line 2"]),
     ("empty-file", "q.jsonl", "", ["empty"]),
+    (
+        "utf16-file",
+        "q.csv",
+        "instruction,output\nA,1\n".encode("utf-16"),
+        ["not valid UTF-8", "re-save"],
+    ),
+    ("binary-as-jsonl", "q.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ["UTF-8"]),
+    ("json-top-level-string", "q.json", '"just a string"', ["line 1", "str"]),
     # empty and invisible content
     ("output-empty-string", "q.jsonl", '{"instruction": "a", "output": ""}\n', ["output", "empty"]),
     ("output-null", "q.jsonl", '{"instruction": "a", "output": null}\n', ["field 'output'"]),

@@ -170,19 +170,25 @@ class RecordStore:
         kind: str,
         description: str,
         summary: dict[str, Any] | None = None,
+        read_in_transaction: bool = False,
     ) -> int | None:
         """Write ``changes`` and their history as one changeset, atomically.
 
         Changes whose before and after are equal are dropped. Returns the changeset id, or None
-        when nothing changed (no empty changesets clutter the history).
+        when nothing changed (no empty changesets clutter the history). Each change's before
+        must be the record as stored, else nothing is written (:class:`ConflictError`); a caller
+        that read them inside the transaction this joins says so with ``read_in_transaction``,
+        which skips reading them again.
         """
         real = [c for c in changes if c.before != c.after]
         if not real:
             return None
         now = time.time()
+        verified = read_in_transaction and self.conn.in_transaction  # the caller's, joined here
         with transaction(self.conn):
             ds = self.dataset_id(dataset, create=True)
-            self._check_current(dataset, ds, real)
+            if not verified:
+                self._check_current(dataset, ds, real)
             cur = self.conn.execute(
                 "INSERT INTO changesets (dataset_id, kind, description, summary, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",

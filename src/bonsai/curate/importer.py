@@ -326,6 +326,7 @@ def run_import(garden: Garden, args: ImportArgs) -> ImportReport:
                 kind="import",
                 description=f"import {args.path.name} ({source.format})",
                 summary={"file": str(args.path), "format": source.format, **report.counts()},
+                read_in_transaction=True,
             )
     return report
 

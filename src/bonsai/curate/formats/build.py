@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from bonsai.records import (
 REQUIRED = ("instruction", "output")
 MAX_DEPTH = 32
 """Deepest nesting of lists and objects kept in an extra column."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DOLLY_LABELS = {"input": "context", "output": "response"}
 """How a Dolly file names the fields (for messages)."""
 _CONSUMED = frozenset({"id", *EDITABLE_FIELDS})
@@ -207,7 +209,7 @@ def _record_id(raw: Any, path: Path, source: SourceRow) -> str:
             hint="give a real id, or leave the cell empty for one made from the content",
             **source.where(),
         )
-    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+    if _CONTROL.search(text):
         raise BonsaiError(
             f"the id {text!r} holds a control character (a line break or tab?)",
             file=path,

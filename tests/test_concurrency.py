@@ -98,3 +98,23 @@ def test_an_update_computed_from_stale_records_is_refused(seeded) -> None:
         store.update("d", annotated, kind="annotate", description="late", basis=read)
     assert store.get("d", "a").output == "edited meanwhile"  # type: ignore[union-attr]
     assert store.get("d", "b").language is None  # type: ignore[union-attr]
+
+
+def test_two_undos_at_once_undo_two_changes(seeded, tmp_path: Path) -> None:
+    more = tmp_path / "more.jsonl"
+    more.write_text('{"id": "c", "instruction": "C", "output": "3"}\n', "utf-8")
+    first = bonsai_process("data", "import", more, "-d", "d", "-g", seeded.root)
+    assert finish(first)[0] == 0
+    locker = Locker(seeded.db_path)
+    undos = [bonsai_process("data", "undo", "-d", "d", "-g", seeded.root) for _ in "ab"]
+    time.sleep(6)
+    locker.release()
+    results = [finish(p) for p in undos]
+    for code, output in results:
+        assert code == 0 and "Traceback" not in output, output
+    store = RecordStore(seeded.db)
+    assert store.records("d") == []
+    assert sorted(c.undone_by is not None for c in store.history("d") if c.kind != "undo") == [
+        True,
+        True,
+    ]

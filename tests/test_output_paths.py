@@ -20,7 +20,15 @@ def seeded(garden, cli, tmp_path: Path):
 
 @pytest.mark.parametrize(
     "name",
-    ["garden.db", "garden.db-wal", "garden.db-shm", "bonsai.toml", "runs/x.jsonl", "runs"],
+    [
+        "garden.db",
+        "garden.db-wal",
+        "garden.db-shm",
+        "bonsai.toml",
+        "runs/x.jsonl",
+        "runs",
+        "Garden.DB",
+    ],
 )
 def test_export_refuses_the_gardens_own_files(seeded, cli, name: str) -> None:
     db_before = seeded.db_path.read_bytes()

@@ -41,13 +41,14 @@ def check_output_path(
         if root == target:
             raise BonsaiError("this is a garden folder; name a file to write", file=path)
         parts = target.relative_to(root).parts
-        if len(parts) == 1 and parts[0] in GARDEN_FILES:
+        # Compared without case: on macOS and Windows "Garden.DB" is the same file.
+        if len(parts) == 1 and parts[0].lower() in GARDEN_FILES:
             raise BonsaiError(
                 f"this is the garden's own {parts[0]}; writing it would replace the garden",
                 file=path,
                 hint="choose another file, e.g. in the garden's exports/ folder",
             )
-        if parts[0] in PROTECTED_FOLDERS:
+        if parts[0].lower() in PROTECTED_FOLDERS:
             raise BonsaiError(
                 f"this is inside the garden's {parts[0]}/ folder, which only BONSAI writes",
                 file=path,

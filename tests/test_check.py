@@ -404,3 +404,27 @@ def test_sample_dataset_contradictions_are_in_unique_categories() -> None:
                    for i in finding.record_ids)  # fmt: skip
         outputs = {by_id[i].output for i in finding.record_ids}
         assert len(outputs) > 1
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "severity"),
+    [
+        ("instruction", "\u200b", "error"),
+        ("output", "\x00", "error"),
+        ("output", "\u202e\u200f", "error"),
+        ("input", "\u2060", "warning"),
+        ("reasoning", "\u3164", "warning"),
+    ],
+)
+def test_invisible_only_text_is_flagged(field: str, text: str, severity: str) -> None:
+    """Records that got in before imports refused them (or from elsewhere) are still found."""
+    record = rec("x", "What is it?", "A cat.")
+    setattr(record, field, text)
+    found = [f for f in check_records([record]).findings if f.code == "invisible-text"]
+    assert [(f.severity, f.record_ids) for f in found] == [(severity, ["x"])]
+    assert field in found[0].message and "U+" in found[0].message
+
+
+def test_visible_text_in_any_script_is_not_flagged() -> None:
+    records = [rec("a", "猫は?", "ねこ"), rec("b", "é", "\u0915\u093f"), rec("c", "1", "-")]
+    assert not [f for f in check_records(records).findings if f.code == "invisible-text"]

@@ -13,7 +13,7 @@ from bonsai.curate.exporter import export_dataset, write_records
 from bonsai.curate.importer import import_file, read_records
 from bonsai.errors import BonsaiError
 from bonsai.records import CATEGORIES, EDITABLE_FIELDS, Record
-from bonsai.store import RecordStore
+from bonsai.store import Change, RecordStore
 
 TRICKY = [
     "猫は魚が好きです。\n日本語の改行",
@@ -32,6 +32,14 @@ TRICKY = [
     "0.10",
     "tab\there and a bell\x07",
     "literal _x000D_ in text",
+    "_x005F_x0041_",
+    "_x005F_",
+    "_x_x0041__x",
+    "\t=tab first",
+    "\r=CR first",
+    "'=already quoted",
+    "''+twice",
+    "'plain apostrophe",
     "<tag> & ampersand",
     "emoji 🌳 and café",
     "\n",
@@ -47,7 +55,7 @@ def tricky_objects() -> list[dict]:
                 "id": f"t{index:02d}",
                 "instruction": text if text.strip() else f"blank-ish {index}",
                 "input": text if index % 2 else "",
-                "output": text,
+                "output": text if text.strip() else f"blank-ish {index}",
                 "category": CATEGORIES[index % len(CATEGORIES)],
                 "language": "ja" if index % 3 == 0 else None,
                 "reasoning": text if index % 4 == 0 else None,
@@ -212,3 +220,28 @@ def test_split_shard_and_default_out(garden, cli, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no dataset named 'nope'" in result.stderr
     result = cli("data", "export", "-d", "d", "-o", tmp_path / "x.txt", "-g", garden.root)
     assert result.exit_code == 2 and "--format" in result.stderr
+
+
+def test_csv_export_never_starts_a_cell_with_a_formula(tricky, tmp_path: Path) -> None:
+    """Excel runs '=', '+', '-', '@' (and tab/CR) first cells as formulas: each gets a "'"."""
+    import csv
+
+    out = export_dataset(tricky, "t", "csv", tmp_path / "t.csv")
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        cells = [cell for row in csv.reader(f) for cell in row]
+    assert '\'=HYPERLINK("http://example.com","x")' in cells and "'=1+2" in cells
+    assert "''=already quoted" in cells and "'''+twice" in cells
+    assert "'plain apostrophe" in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+def test_xlsx_keeps_escape_lookalikes_in_column_names(garden, tmp_path: Path) -> None:
+    records = [
+        Record(id="a", instruction="A", output="1", extra={"x_x0041_y": "v", "t": ["_x0009_"]})
+    ]
+    RecordStore(garden.db).apply(
+        "t", [Change(None, r) for r in records], kind="import", description="t"
+    )
+    out = export_dataset(garden, "t", "xlsx", tmp_path / "t.xlsx")
+    import_file(garden, out, "back")
+    assert RecordStore(garden.db).records("back")[0].extra == records[0].extra

@@ -42,6 +42,8 @@ class TeacherConfig:
 @dataclass
 class GardenConfig:
     name: str = "my-bonsai"
+    default_dataset: str | None = None
+    """Dataset a command uses without --dataset (when unset: the garden's only dataset)."""
     student: StudentConfig = field(default_factory=StudentConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
 
@@ -56,7 +58,12 @@ class GardenConfig:
             raise BonsaiError(f"not valid TOML: {exc}", file=path) from None
         except UnicodeDecodeError:
             raise BonsaiError("not UTF-8 text", file=path) from None
-        config = cls(name=str(data.get("name", cls.name)))
+        default = data.get("default_dataset")
+        if default is not None and (not isinstance(default, str) or not default.strip()):
+            raise BonsaiError(
+                "default_dataset must be the name of a dataset", file=path, field="default_dataset"
+            )
+        config = cls(name=str(data.get("name", cls.name)), default_dataset=default)
         for section, klass in (("student", StudentConfig), ("teacher", TeacherConfig)):
             values = data.get(section, {})
             known = {f.name for f in fields(klass)}
@@ -76,7 +83,11 @@ class GardenConfig:
 
 def _dump_toml(data: dict[str, Any]) -> str:
     """A tiny TOML writer for our flat sections of strings, numbers and booleans."""
-    top = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    top = [
+        f"{k} = {_toml_value(v)}" if v is not None else f"# {k} ="
+        for k, v in data.items()
+        if not isinstance(v, dict)
+    ]
     lines = ["# BONSAI garden config. Command-line flags override these values.", *top]
     for key, value in data.items():
         if isinstance(value, dict):

@@ -45,3 +45,17 @@ class BonsaiError(Exception):
 
 class GardenNotFound(BonsaiError):
     """No garden in the current folder or any folder above it."""
+
+
+class ConflictError(BonsaiError):
+    """Another command changed the same records at the same time; nothing was written."""
+
+
+@dataclass
+class DatabaseBusy(BonsaiError):
+    """Another process held the garden database's write lock for longer than we waited.
+
+    ``waited`` is how long, in seconds; a server can answer 503 with a Retry-After from it.
+    """
+
+    waited: float = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -55,6 +56,34 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "source_category",
 )
 """Fields a person edits and that import/export carry; the order of export columns."""
+
+
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn"})
+"""Controls (NUL, ...), format marks (zero-width, bidi), spaces, and combining marks, which show
+nothing on their own."""
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+"""Fillers that count as letters or symbols but show nothing (Hangul fillers, Braille blank)."""
+
+
+def is_invisible(char: str) -> bool:
+    return char in _BLANK_LETTERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+
+
+def has_visible_text(text: str | None) -> bool:
+    """Whether ``text`` shows anything: not empty, not only spaces, zero-width or bidi marks."""
+    for char in text or "":
+        if char not in _BLANK_LETTERS and (
+            char.isalnum() or unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+        ):
+            return True  # almost always the first character: no cost for real text
+    return False
+
+
+def describe_invisible(text: str, most: int = 3) -> str:
+    """The characters of an invisible-only text, named: 'U+200B ZERO WIDTH SPACE, U+0000'."""
+    seen = list(dict.fromkeys(text))
+    names = [f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip() for c in seen[:most]]
+    return ", ".join(names) + (", …" if len(seen) > most else "")
 
 
 def normalise_category(value: str | None) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bonsai.db import transaction
-from bonsai.errors import BonsaiError
+from bonsai.errors import BonsaiError, ConflictError
 from bonsai.records import Record
 
 _COLUMNS = (
@@ -58,6 +58,9 @@ class Changeset:
 # Rows are read as plain tuples and given to Record by position (a third faster than by name
 # through sqlite3.Row, on 16k records), so the columns must be Record's fields, in order.
 assert tuple(f.name for f in fields(Record)) == _COLUMNS, "store columns must follow Record"
+
+_ID_CHUNK = 500
+"""Record ids per query (SQLite allows 999 parameters in older builds)."""
 
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 _JSON = json.JSONEncoder(ensure_ascii=False).encode
@@ -167,18 +170,25 @@ class RecordStore:
         kind: str,
         description: str,
         summary: dict[str, Any] | None = None,
+        read_in_transaction: bool = False,
     ) -> int | None:
         """Write ``changes`` and their history as one changeset, atomically.
 
         Changes whose before and after are equal are dropped. Returns the changeset id, or None
-        when nothing changed (no empty changesets clutter the history).
+        when nothing changed (no empty changesets clutter the history). Each change's before
+        must be the record as stored, else nothing is written (:class:`ConflictError`); a caller
+        that read them inside the transaction this joins says so with ``read_in_transaction``,
+        which skips reading them again.
         """
         real = [c for c in changes if c.before != c.after]
         if not real:
             return None
         now = time.time()
+        verified = read_in_transaction and self.conn.in_transaction  # the caller's, joined here
         with transaction(self.conn):
             ds = self.dataset_id(dataset, create=True)
+            if not verified:
+                self._check_current(dataset, ds, real)
             cur = self.conn.execute(
                 "INSERT INTO changesets (dataset_id, kind, description, summary, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -195,6 +205,29 @@ class RecordStore:
                 ],
             )
         return changeset_id
+
+    def _check_current(self, dataset: str, ds: int, changes: Sequence[Change]) -> None:
+        """Refuse changes planned on records that another command changed since they were read.
+
+        Runs inside the write transaction, so what it compares with is what the changes replace.
+        """
+        ids = [(c.after or c.before).id for c in changes]  # type: ignore[union-attr]
+        current: dict[str, Record] = {}
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[start : start + _ID_CHUNK]
+            rows = self._tuples(
+                f"SELECT {', '.join(_COLUMNS)} FROM records"
+                f" WHERE dataset_id = ? AND id IN ({', '.join('?' * len(chunk))})",
+                (ds, *chunk),
+            )
+            current.update((row[0], _row_to_record(row)) for row in rows)
+        for record_id, change in zip(ids, changes, strict=True):
+            if current.get(record_id) != change.before:
+                raise ConflictError(
+                    f"record '{record_id}' of dataset '{dataset}' was changed by another command"
+                    " while this one ran; nothing was written",
+                    hint="run the command again",
+                )
 
     def _write(self, ds: int, changes: Iterable[Change], now: float) -> None:
         next_position = int(
@@ -233,15 +266,23 @@ class RecordStore:
         kind: str,
         description: str,
         summary: dict[str, Any] | None = None,
+        basis: Sequence[Record] | None = None,
     ) -> int | None:
-        """Replace existing records by id with the given versions, as one changeset."""
-        current = {r.id: r for r in self.records(dataset)}
-        changes = []
-        for record in records:
-            if record.id not in current:
-                raise BonsaiError(f"record '{record.id}' is not in dataset '{dataset}'")
-            changes.append(Change(current[record.id], record))
-        return self.apply(dataset, changes, kind=kind, description=description, summary=summary)
+        """Replace existing records by id with the given versions, as one changeset.
+
+        ``basis``: the records as the caller read them before computing ``records``. A record
+        that another command changed since is then refused (:class:`ConflictError`) instead of
+        silently overwritten; without it, the versions replace whatever is stored now.
+        """
+        read = {r.id: r for r in basis} if basis is not None else {}
+        with transaction(self.conn):
+            current = {r.id: r for r in self.records(dataset)}
+            changes = []
+            for record in records:
+                if record.id not in current:
+                    raise BonsaiError(f"record '{record.id}' is not in dataset '{dataset}'")
+                changes.append(Change(read.get(record.id, current[record.id]), record))
+            return self.apply(dataset, changes, kind=kind, description=description, summary=summary)
 
     # -- history --------------------------------------------------------------------------------
 
@@ -268,30 +309,18 @@ class RecordStore:
         A changeset can only be undone while the records it touched are still as it left them;
         otherwise the later changes must be undone first, so nothing is lost by accident.
         """
-        candidates = [c for c in self.history(dataset) if c.undone_by is None and c.kind != "undo"]
-        if not candidates:
-            raise BonsaiError(f"nothing to undo in dataset '{dataset}'")
-        if changeset_id is None:
-            target = candidates[-1]
-        else:
-            matches = [c for c in candidates if c.id == changeset_id]
-            if not matches:
-                raise BonsaiError(
-                    f"change #{changeset_id} is not an undoable change of dataset '{dataset}'",
-                    hint="`bonsai data history` lists them",
-                )
-            target = matches[0]
-        changes = self.changes_of(target.id)
-        current = {r.id: r for r in self.records(dataset)}
-        for change in changes:
-            record_id = (change.after or change.before).id  # type: ignore[union-attr]
-            if current.get(record_id) != change.after:
-                raise BonsaiError(
-                    f"record '{record_id}' changed again after change #{target.id}",
-                    hint="undo the later changes first",
-                )
-        reverse = [Change(c.after, c.before) for c in changes]
-        with transaction(self.conn):
+        with transaction(self.conn):  # choose, check and write against one state
+            target = self._undo_target(dataset, changeset_id)
+            changes = self.changes_of(target.id)
+            current = {r.id: r for r in self.records(dataset)}
+            for change in changes:
+                record_id = (change.after or change.before).id  # type: ignore[union-attr]
+                if current.get(record_id) != change.after:
+                    raise BonsaiError(
+                        f"record '{record_id}' changed again after change #{target.id}",
+                        hint="undo the later changes first",
+                    )
+            reverse = [Change(c.after, c.before) for c in changes]
             undo_id = self.apply(
                 dataset,
                 reverse,
@@ -304,3 +333,17 @@ class RecordStore:
                 "UPDATE changesets SET undone_by = ? WHERE id = ?", (undo_id, target.id)
             )
         return undo_id
+
+    def _undo_target(self, dataset: str, changeset_id: int | None) -> Changeset:
+        candidates = [c for c in self.history(dataset) if c.undone_by is None and c.kind != "undo"]
+        if not candidates:
+            raise BonsaiError(f"nothing to undo in dataset '{dataset}'")
+        if changeset_id is None:
+            return candidates[-1]
+        matches = [c for c in candidates if c.id == changeset_id]
+        if not matches:
+            raise BonsaiError(
+                f"change #{changeset_id} is not an undoable change of dataset '{dataset}'",
+                hint="`bonsai data history` lists them",
+            )
+        return matches[0]

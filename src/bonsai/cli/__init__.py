@@ -5,6 +5,7 @@ Command groups are registered from ``bonsai.cli.<group>`` modules, one per stage
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import typer
@@ -67,6 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     except BonsaiError as exc:
         print_error(str(exc))
         sys.exit(exc.exit_code)
+    except sqlite3.DatabaseError as exc:  # busy or damaged, met outside a transaction
+        from bonsai.db.connection import database_error
+
+        error = database_error(exc)
+        if error is None:
+            raise
+        print_error(str(error))
+        sys.exit(error.exit_code)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,14 @@ GardenOption = Annotated[
 ]
 
 DatasetOption = Annotated[
-    str, typer.Option("--dataset", "-d", help="Name of the dataset in the garden.")
+    str | None,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="Name of the dataset in the garden (default: default_dataset in bonsai.toml, or the"
+        " garden's only dataset).",
+        show_default=False,
+    ),
 ]
 
 

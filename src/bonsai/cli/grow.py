@@ -11,6 +11,7 @@ from rich.table import Table
 from bonsai.cli.common import GardenOption, console, open_garden, print_warning
 
 if TYPE_CHECKING:
+    from bonsai.garden import Garden
     from bonsai.grow.feedback_to_records import FeedbackPlan
     from bonsai.grow.pipeline import GrowResult
     from bonsai.grow.promote import Comparison, Decision
@@ -132,7 +133,7 @@ def grow_command(
     hooks = Hooks(
         note=lambda message: console.print(f"  [dim]·[/] {escape(message)}"),
         console=console,
-        planned=lambda result: _print_plan(result, args),
+        planned=lambda result: _print_plan(result, args, g),
     )
     if train and not dry_run:
         from bonsai.evaluate.progress import RichPhases
@@ -158,13 +159,18 @@ def _short(text: str, width: int = 56) -> str:
     return escape(text if len(text) <= width else text[: width - 1] + "…")
 
 
-def _print_plan(result: GrowResult, args: object) -> None:
+def _print_plan(result: GrowResult, args: object, garden: Garden) -> None:
     plan = result.plan
     assert plan is not None
     from bonsai.grow.args import GrowArgs
+    from bonsai.store import RecordStore
 
     assert isinstance(args, GrowArgs)
     where = f"dataset [bold]{escape(str(result.dataset))}[/]"
+    if str(result.dataset) not in RecordStore(garden.db).dataset_names():
+        known = ", ".join(RecordStore(garden.db).dataset_names()) or "none yet"
+        verb = "would be" if args.dry_run else "is"
+        where += f" [yellow](a new dataset: it {verb} created; the garden has {escape(known)})[/]"
     console.print(f"Growing from [bold]{escape(result.current_run)}[/] into {where}.")
     if plan.records:
         console.print(_records_table(plan))

@@ -25,7 +25,11 @@ def teach(
     dataset: Annotated[
         str | None,
         typer.Option(
-            "--dataset", "-d", help="Name of the dataset in the garden.", show_default=False
+            "--dataset",
+            "-d",
+            help="Name of the dataset in the garden (default: default_dataset in bonsai.toml, or"
+            " the garden's only dataset).",
+            show_default=False,
         ),
     ] = None,
     garden: GardenOption = None,
@@ -126,8 +130,7 @@ def teach(
         _init_templates(g.templates_dir)
         if dataset is None:
             return
-    if dataset is None:
-        raise BonsaiError("which dataset? pass --dataset NAME", field="dataset")
+    dataset = g.choose_dataset(dataset)
     args = TeachArgs.from_config(
         g.config.teacher,
         dataset,

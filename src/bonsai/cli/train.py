@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from bonsai.cli.common import GardenOption, console, err_console, open_garden
+from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
 from bonsai.errors import BonsaiError
+from bonsai.garden import Garden
 
 INTERRUPTED_EXIT = 130
 """Exit status after Ctrl-C saved a checkpoint (the shell's convention for SIGINT)."""
@@ -17,7 +19,13 @@ INTERRUPTED_EXIT = 130
 def train(
     dataset: Annotated[
         str | None,
-        typer.Option("--dataset", "-d", help="Dataset to train on.", show_default=False),
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Dataset to train on (default: default_dataset in bonsai.toml, or the garden's"
+            " only dataset).",
+            show_default=False,
+        ),
     ] = None,
     garden: GardenOption = None,
     layout: Annotated[
@@ -161,11 +169,34 @@ def train(
             raise BonsaiError(f"--resume continues a run with its own settings; leave out {extra}")
         run = resume_run(g, dataset=dataset, console=console)
     else:
-        if not dataset:
-            raise BonsaiError("which dataset? pass --dataset NAME", hint="`bonsai data list`")
+        dataset = g.choose_dataset(dataset)
+        _warn_on_check_errors(g, dataset)
         run = train_run(g, TrainArgs.from_flags(dataset, dry_run=dry_run, **flags), console=console)
     if run is not None and run.status == "interrupted":
         raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _warn_on_check_errors(g: Garden, dataset: str) -> None:
+    """Training goes on, but a keeper should know what `bonsai data check` would refuse."""
+    from bonsai.curate.check import check_records
+    from bonsai.store import RecordStore
+
+    errors = [
+        f
+        for f in check_records(RecordStore(g.db).records(dataset)).findings
+        if f.severity == "error"
+    ]
+    if not errors:
+        return
+    first = errors[0]
+    example = f"{first.message} ({', '.join(first.record_ids[:3])})"
+    print_warning(
+        escape(
+            f"`bonsai data check` finds {len(errors)} error(s) in dataset '{dataset}', e.g."
+            f" {example}; training goes on. `bonsai data check --dataset {dataset}` lists"
+            " them, `bonsai data edit` or `rm` fixes them."
+        )
+    )
 
 
 runs_app = typer.Typer(
@@ -245,6 +276,10 @@ def merge(
 ) -> None:
     """Fold a run's LoRA adapter into its base model: a folder plain transformers loads, or
     with --gguf a GGUF file that `bonsai chat --engine llama` runs."""
+    if out is not None:
+        from bonsai.garden import check_output_path
+
+        check_output_path(out, folder=not gguf, garden=open_garden(garden).root)
     if gguf:
         from rich.progress import Progress
 

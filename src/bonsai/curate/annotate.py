@@ -223,5 +223,6 @@ def annotate_dataset(
             kind="annotate",
             description=f"annotate {what} ({len(changed)} records)",
             summary=result.summary(),
+            basis=records,  # an edit made while annotating is not overwritten
         )
     return result

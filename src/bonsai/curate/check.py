@@ -41,6 +41,8 @@ from bonsai.records import (
     REASONING_MAX_WORDS,
     UNIQUE_CATEGORIES,
     Record,
+    describe_invisible,
+    has_visible_text,
 )
 
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
@@ -48,6 +50,7 @@ SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
 
 CODES: dict[str, str] = {
     "empty-field": "instruction or output is empty",
+    "invisible-text": "a text of only invisible characters (zero-width, bidi marks, NUL)",
     "unknown-category": "category is not one of the seven",
     "contradiction": "same or near-same prompt, different answers, in a category with one answer",
     "exact-duplicate": "same instruction, input and output (after folding case, width, spaces)",
@@ -241,6 +244,19 @@ def _blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
+def _invisible_findings(record: Record) -> list[Finding]:
+    """Texts that are not empty yet show nothing: an error where the model needs text."""
+    out = []
+    for name in ("instruction", "input", "output", "reasoning"):
+        text = getattr(record, name)
+        if _blank(text) or has_visible_text(text):
+            continue
+        severity = "error" if name in ("instruction", "output") else "warning"
+        message = f"{name} holds only invisible characters ({describe_invisible(text)})"
+        out.append(Finding(severity, "invisible-text", message, [record.id]))
+    return out
+
+
 def _field_findings(records: Sequence[Record]) -> list[Finding]:
     from bonsai.teach.validate import count_words
 
@@ -250,6 +266,7 @@ def _field_findings(records: Sequence[Record]) -> list[Finding]:
         for name in ("instruction", "output"):
             if _blank(getattr(r, name)):
                 out.append(Finding("error", "empty-field", f"{name} is empty", [r.id]))
+        out += _invisible_findings(r)
         if r.category is None:
             no_category.append(r.id)
         elif r.category not in CATEGORIES:

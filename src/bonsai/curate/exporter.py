@@ -23,7 +23,7 @@ from bonsai.curate.formats.schemas import (
     sharegpt_row,
 )
 from bonsai.errors import BonsaiError
-from bonsai.garden import Garden
+from bonsai.garden import Garden, check_output_path
 from bonsai.records import Record
 from bonsai.store import RecordStore
 
@@ -138,11 +138,15 @@ def write_records(
 
 def run_export(garden: Garden, args: ExportArgs) -> tuple[Path, int]:
     """Write the export; returns the file and how many records it holds."""
-    records = select_records(garden, args.dataset, split=args.split, shard=args.shard)
     out = args.out or args.default_out(garden)
+    check_output_path(out)
+    records = select_records(garden, args.dataset, split=args.split, shard=args.shard)
     meta = {"dataset": args.dataset, "split": args.split, "shard": args.shard}
     meta["bonsai_version"] = __version__
-    write_records(records, args.fmt or "jsonl", out, meta=meta)
+    try:
+        write_records(records, args.fmt or "jsonl", out, meta=meta)
+    except OSError as exc:
+        raise BonsaiError(f"cannot write the export: {exc.strerror or exc}", file=out) from None
     return out, len(records)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from bonsai.curate.formats import (
 from bonsai.curate.formats.build import Incoming, build_records, check_required
 from bonsai.curate.formats.detect import detect_schema, format_name, resolve_format
 from bonsai.curate.formats.schemas import shape_rows
+from bonsai.db import transaction
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.records import EDITABLE_FIELDS, Record
@@ -311,9 +313,26 @@ def run_import(garden: Garden, args: ImportArgs) -> ImportReport:
         max_field_chars=args.max_field_chars,
     )
     store = RecordStore(garden.db)
-    existing = store.records(args.dataset) if args.dataset in store.dataset_names() else []
-    changes, counts = plan_import(existing, source.incoming, delete_absent=args.delete_absent)
-    report = ImportReport(
+    # Compare and write under one write lock: an import running at the same time waits, then
+    # plans on what this one wrote (planning outside it would overwrite that import's edits).
+    with nullcontext() if args.dry_run else transaction(garden.db):
+        existing = store.records(args.dataset) if args.dataset in store.dataset_names() else []
+        changes, counts = plan_import(existing, source.incoming, delete_absent=args.delete_absent)
+        report = _report(args, source, counts)
+        if not args.dry_run:
+            report.changeset_id = store.apply(
+                args.dataset,
+                changes,
+                kind="import",
+                description=f"import {args.path.name} ({source.format})",
+                summary={"file": str(args.path), "format": source.format, **report.counts()},
+                read_in_transaction=True,
+            )
+    return report
+
+
+def _report(args: ImportArgs, source: SourceRead, counts: dict[str, Any]) -> ImportReport:
+    return ImportReport(
         dataset=args.dataset,
         file=args.path,
         format=source.format,
@@ -327,15 +346,6 @@ def run_import(garden: Garden, args: ImportArgs) -> ImportReport:
         dry_run=args.dry_run,
         notes=source.notes,
     )
-    if not args.dry_run:
-        report.changeset_id = store.apply(
-            args.dataset,
-            changes,
-            kind="import",
-            description=f"import {args.path.name} ({source.format})",
-            summary={"file": str(args.path), "format": source.format, **report.counts()},
-        )
-    return report
 
 
 def import_file(

@@ -224,6 +224,7 @@ def split_dataset(store: RecordStore, dataset: str, args: SplitArgs) -> SplitRes
             kind="split",
             description=_describe(args, result),
             summary=summary,
+            basis=records,
         )
         if result.changeset is None:
             return result  # already split this way: no change, no new row

@@ -14,7 +14,7 @@ from bonsai.records import CATEGORIES
 
 
 def annotate(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     only: Annotated[
         str | None,
@@ -55,6 +55,7 @@ def annotate(
 
     args = AnnotateArgs(only=only, min_confidence=min_confidence, dry_run=dry_run, fast=fast)
     g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
     store = RecordStore(g.db)
     store.dataset_id(dataset)  # an unknown dataset fails here, before any work
     with Progress(

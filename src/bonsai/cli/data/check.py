@@ -22,7 +22,7 @@ _TEXT_WIDTH = 70
 
 
 def check(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the findings as JSON (a summary and a list).")
@@ -71,6 +71,7 @@ def check(
 
     config = CheckArgs(near_threshold=near_threshold, max_tokens=max_tokens)
     g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
     records = RecordStore(g.db).records(dataset)
     count_tokens = None
     model = g.config.student.base_model

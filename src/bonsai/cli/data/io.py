@@ -27,7 +27,7 @@ def import_(
             metavar="FILE",
         ),
     ],
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     fmt: Annotated[
         str | None,
@@ -79,6 +79,8 @@ def import_(
     """
     from bonsai.curate.importer import ImportArgs, parse_mapping, run_import
 
+    g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
     args = ImportArgs(
         file,
         dataset,
@@ -89,7 +91,6 @@ def import_(
         split=split,
         max_field_chars=max_field_chars,
     )
-    g = open_garden(garden)
     with console.status(f"Reading {file.name} …"):
         report = run_import(g, args)
 
@@ -128,7 +129,7 @@ def import_(
 
 
 def export(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     fmt: Annotated[
         str | None,
@@ -161,8 +162,9 @@ def export(
     """
     from bonsai.curate.exporter import ExportArgs, run_export
 
-    args = ExportArgs(dataset, fmt, out, split, shard)
     g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
+    args = ExportArgs(dataset, fmt, out, split, shard)
     with console.status(f"Writing {args.fmt} …"):
         path, count = run_export(g, args)
     console.print(
@@ -175,12 +177,14 @@ def _when(timestamp: float) -> str:
 
 
 def history(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the changes made to a dataset, oldest first."""
-    store = RecordStore(open_garden(garden).db)
+    g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
+    store = RecordStore(g.db)
     changes = store.history(dataset)
     if as_json:
         rows = [
@@ -220,7 +224,7 @@ def history(
 
 
 def undo(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     change_id: Annotated[
         int | None,
         typer.Argument(help="Change to undo (default: the latest not undone).", show_default=False),
@@ -228,7 +232,9 @@ def undo(
     garden: GardenOption = None,
 ) -> None:
     """Undo a change of a dataset (itself recorded as a change)."""
-    store = RecordStore(open_garden(garden).db)
+    g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
+    store = RecordStore(g.db)
     undo_id = store.undo(dataset, change_id)
     (undone,) = [c for c in store.history(dataset) if c.undone_by == undo_id]
     console.print(
@@ -288,7 +294,7 @@ def _record_table(record: Record) -> Table:
 
 
 def show(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     record_id: Annotated[
         str | None, typer.Argument(help="Show only this record.", show_default=False)
     ] = None,
@@ -298,7 +304,9 @@ def show(
     """Print records of a dataset: one in full, or the first few as a table."""
     from bonsai.errors import BonsaiError
 
-    store = RecordStore(open_garden(garden).db)
+    g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
+    store = RecordStore(g.db)
     if record_id is not None:
         record = store.get(dataset, record_id)
         if record is None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def split(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     val: Annotated[
         float | None,
@@ -58,6 +58,7 @@ def split(
 
     args = SplitArgs(val=val, shards=shards, shard_size=shard_size, seed=seed)
     g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
     result = split_dataset(RecordStore(g.db), dataset, args)
     console.print(
         f"Split [bold]{escape(dataset)}[/] ({len(result.records):,} records, seed {seed}):"

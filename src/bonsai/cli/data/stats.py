@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def stats(
-    dataset: DatasetOption,
+    dataset: DatasetOption = None,
     garden: GardenOption = None,
     png: Annotated[
         Path | None,
@@ -42,6 +42,7 @@ def stats(
     from bonsai.store import RecordStore
 
     g = open_garden(garden)
+    dataset = g.choose_dataset(dataset)
     records = RecordStore(g.db).records(dataset)
     count_tokens = None
     model = g.config.student.base_model
@@ -68,6 +69,10 @@ def stats(
         console.print(_lengths_table(result))
 
     path = png or g.exports_dir / f"{_file_safe(dataset)}-stats.png"
+    if png is not None:
+        from bonsai.garden import check_output_path
+
+        check_output_path(png)
     with err_console.status("Drawing…"):
         write_png(result, path, f"{dataset}: {result.records:,} records")
     console.print(f"\nPicture: {escape(str(path))}")

@@ -30,9 +30,14 @@ def read_parquet(path: Path) -> SourceTable:
     if path.stat().st_size == 0:
         raise BonsaiError("the file is empty", file=path)
     try:
+        names = pq.read_schema(path).names
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise BonsaiError(f"column '{twice[0]}' appears twice (which one is meant?)", file=path)
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise BonsaiError(f"not a readable Parquet file: {exc}", file=path) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BonsaiError(f"not a readable Parquet file: {reason}", file=path) from None
     if table.num_rows == 0:
         raise BonsaiError("the Parquet file has no rows", file=path)
     columns = list(table.column_names)

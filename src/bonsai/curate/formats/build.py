@@ -2,7 +2,8 @@
 
 Rules:
 
-- ``instruction`` and ``output`` are required columns; an empty instruction is an error.
+- ``instruction`` and ``output`` are required columns, and each must show some text: empty,
+  null, spaces only, or only invisible characters (zero-width, bidi marks, NUL) is an error.
 - ``category`` is mapped to the seven (Dolly's names included); a category the file gives is a
   human label (``category_source='human'``), and the file's own value is kept in
   ``source_category`` unless the file has that column. ``language`` given → ``language_source``
@@ -10,12 +11,15 @@ Rules:
 - Any other column goes to ``extra``. In a table an empty cell of such a column means "no value".
 - ``id``: the file's own when it has one (repeated ids are an error); otherwise
   :func:`~bonsai.records.content_id`, with ``-2``, ``-3``, ... for exact repeats.
-- A value longer than ``max_field_chars`` characters is refused, naming its row and field.
+- A value longer than ``max_field_chars`` characters is refused, naming its row and field;
+  so is NaN or Infinity, and a value nested deeper than :data:`MAX_DEPTH`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +32,17 @@ from bonsai.records import (
     SOURCE_CATEGORY_MAP,
     Record,
     content_id,
+    describe_invisible,
+    has_visible_text,
     normalise_category,
 )
 
 REQUIRED = ("instruction", "output")
+MAX_DEPTH = 32
+"""Deepest nesting of lists and objects kept in an extra column."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DOLLY_LABELS = {"input": "context", "output": "response"}
+"""How a Dolly file names the fields (for messages)."""
 _CONSUMED = frozenset({"id", *EDITABLE_FIELDS})
 
 
@@ -79,6 +90,7 @@ def _as_text(value: Any, name: str, path: Path, source: SourceRow) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        _check_finite(value, name, path, source)
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
@@ -87,14 +99,31 @@ def _as_text(value: Any, name: str, path: Path, source: SourceRow) -> str:
     )
 
 
-def _plain(value: Any, name: str, path: Path, source: SourceRow) -> Any:
+def _check_finite(value: float, name: str, path: Path, source: SourceRow) -> None:
+    if not math.isfinite(value):
+        raise BonsaiError(
+            f"holds {value}, which is not a number JSON can store, nor text",
+            file=path,
+            field=name,
+            hint='write it as text ("NaN") or leave the value out',
+            **source.where(),
+        )
+
+
+def _plain(value: Any, name: str, path: Path, source: SourceRow, depth: int = 0) -> Any:
     """A value the garden can store as JSON: dates (Excel, Parquet) become ISO text."""
+    if depth > MAX_DEPTH:
+        raise BonsaiError(
+            f"is nested more than {MAX_DEPTH} levels deep", file=path, field=name, **source.where()
+        )
+    if isinstance(value, float):
+        _check_finite(value, name, path, source)
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, dict):
-        return {str(k): _plain(v, name, path, source) for k, v in value.items()}
+        return {str(k): _plain(v, name, path, source, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v, name, path, source) for v in value]
+        return [_plain(v, name, path, source, depth + 1) for v in value]
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes | bytearray):
@@ -143,27 +172,74 @@ def _category(raw: Any, path: Path, source: SourceRow) -> str | None:
     return category
 
 
+def _visible_text(
+    values: dict[str, Any], name: str, path: Path, source: SourceRow, label: str
+) -> str:
+    """A required text field, refused when it shows nothing."""
+    raw = values.get(name)
+    text = _as_text(raw, label, path, source)
+    if has_visible_text(text):
+        return text
+    hint = None
+    if not text:
+        what = "is empty" if raw is not None else "is missing (null or an empty cell)"
+        if raw is None and path.suffix.lower() == ".xlsx":
+            hint = "a merged cell keeps its value in its first row only; unmerge and fill each row"
+    elif not text.strip():
+        what = "holds only spaces"
+    else:
+        what = f"holds only invisible characters ({describe_invisible(text)})"
+    raise BonsaiError(
+        f"the {label} {what}; every record needs a visible instruction and answer",
+        file=path,
+        field=label,
+        hint=hint,
+        **source.where(),
+    )
+
+
+def _record_id(raw: Any, path: Path, source: SourceRow) -> str:
+    text = _as_text(raw, "id", path, source).strip()
+    if not has_visible_text(text):
+        what = "blank" if not text else f"only invisible characters ({describe_invisible(text)})"
+        raise BonsaiError(
+            f"the id is {what}",
+            file=path,
+            field="id",
+            hint="give a real id, or leave the cell empty for one made from the content",
+            **source.where(),
+        )
+    if _CONTROL.search(text):
+        raise BonsaiError(
+            f"the id {text!r} holds a control character (a line break or tab?)",
+            file=path,
+            field="id",
+            **source.where(),
+        )
+    return text
+
+
 def build_record(
     source: SourceRow,
     path: Path,
     *,
     tabular: bool,
     max_field_chars: int,
+    labels: dict[str, str] | None = None,
 ) -> tuple[Incoming, bool]:
-    """The record for one flat row, and whether its id came from the file."""
+    """The record for one flat row, and whether its id came from the file.
+
+    ``labels`` names fields as the file does, for messages (Dolly: 'response' for output).
+    """
     values = source.values
+    labels = labels or {}
     for name, value in values.items():
-        _check_size(value, name, max_field_chars, path, source)
-    instruction = _as_text(values.get("instruction"), "instruction", path, source)
-    if not instruction.strip():
-        raise BonsaiError(
-            "the instruction is empty", file=path, field="instruction", **source.where()
-        )
+        _check_size(value, labels.get(name, name), max_field_chars, path, source)
     record = Record(
         id="",
-        instruction=instruction,
-        input=_as_text(values.get("input"), "input", path, source),
-        output=_as_text(values.get("output"), "output", path, source),
+        instruction=_visible_text(values, "instruction", path, source, "instruction"),
+        input=_as_text(values.get("input"), labels.get("input", "input"), path, source),
+        output=_visible_text(values, "output", path, source, labels.get("output", "output")),
     )
     given = {"instruction", "output"} | ({"input"} & values.keys())
     derived = False
@@ -193,7 +269,7 @@ def build_record(
     raw_id = values.get("id")
     explicit = not _blank(raw_id)
     record.id = (
-        _as_text(raw_id, "id", path, source).strip()
+        _record_id(raw_id, path, source)
         if explicit
         else content_id(record.instruction, record.input, record.output)
     )
@@ -217,7 +293,11 @@ def build_records(
         if not tabular:  # a table's header was checked once, before the rows
             check_required(source.values.keys(), path, schema=schema, **source.where())
         item, explicit = build_record(
-            source, path, tabular=tabular, max_field_chars=max_field_chars
+            source,
+            path,
+            tabular=tabular,
+            max_field_chars=max_field_chars,
+            labels=DOLLY_LABELS if schema == "dolly" else None,
         )
         record = item.record
         if explicit:

@@ -45,14 +45,16 @@ WIDTHS = {
     "reasoning": 50,
     "source_category": 20,
 }
-_NEEDS_ESCAPE = re.compile(r"_(x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uffff]")
+# A "_" that starts "_xHHHH_" is escaped as "_x005F_"; a lookahead, because two such patterns
+# can share an underscore ("_x005F_x0041_"), and each must be escaped.
+_NEEDS_ESCAPE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)|[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
 def escape_text(text: str) -> str:
     def sub(match: re.Match[str]) -> str:
-        if match.group(1):  # a literal "_xHHHH_" in the text
-            return "_x005F_" + match.group(1)
+        if match.group(0) == "_":  # starts a literal "_xHHHH_" in the text
+            return "_x005F_"
         return f"_x{ord(match.group(0)):04X}_"
 
     return _NEEDS_ESCAPE.sub(sub, text)
@@ -98,7 +100,7 @@ def _json_columns(workbook: Any) -> frozenset[str]:
         key, value = (*cells, None, None)[:2]
         if key == "json_columns" and isinstance(value, str):
             try:
-                return frozenset(json.loads(value))
+                return frozenset(json.loads(unescape_text(value)))
             except (ValueError, TypeError):
                 return frozenset()
     return frozenset()
@@ -130,7 +132,9 @@ def read_xlsx(path: Path) -> SourceTable:
                 row=1,
                 hint="row 1 must hold the column names (instruction, input, output, ...)",
             )
-        columns = header_names(header, path)
+        columns = header_names(
+            [unescape_text(c) if isinstance(c, str) else c for c in header], path
+        )
         rows: list[SourceRow] = []
         for number, cells in enumerate(rows_iter, 2):
             if all(cell is None or cell == "" for cell in cells):

@@ -2,6 +2,10 @@
 
 An array is read element by element with ``raw_decode`` so that every record knows the line it
 starts on, and a syntax error reports the line and column of the whole document.
+
+Stricter than Python's ``json``: a key twice in one object (which ``json`` resolves silently,
+the last one winning), ``NaN`` and ``Infinity`` (not JSON at all), and nesting too deep to read
+are refused, naming the record's line.
 """
 
 from __future__ import annotations
@@ -18,6 +22,38 @@ from bonsai.errors import BonsaiError
 from bonsai.util.atomic import atomic_path
 
 _WS = re.compile(r"[ \t\n\r]*")
+
+
+class _Refused(ValueError):
+    """Raised inside the decoder; becomes a BonsaiError naming the record's line."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _Refused(f"the key '{twice}' appears twice in one object (which one is meant?)")
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not valid JSON (write it as a string, or leave the value out)")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+
+
+def _decode(text: str, pos: int, path: Path, line: int) -> tuple[Any, int]:
+    """``raw_decode`` at ``pos``; what the decoder refuses becomes an error at ``line``."""
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except _Refused as exc:
+        raise BonsaiError(str(exc), file=path, line=line) from None
+    except RecursionError:
+        raise BonsaiError(
+            "the JSON is nested too deeply to read (thousands of levels)", file=path, line=line
+        ) from None
 
 
 def read_json(path: Path) -> SourceTable:
@@ -44,19 +80,18 @@ def _position(text: str, pos: int) -> tuple[int, int]:
 
 
 def _read_array(path: Path, text: str, start: int) -> list[SourceRow]:
-    decoder = json.JSONDecoder()
     rows: list[SourceRow] = []
     pos = _WS.match(text, start + 1).end()  # type: ignore[union-attr]
     line, counted_to = 1, 0
     if pos < len(text) and text[pos] == "]":
         raise BonsaiError("the JSON array is empty: no records", file=path)
     while True:
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise _syntax_error(path, exc) from None
         line += text.count("\n", counted_to, pos)  # counted incrementally: O(file) in all
         counted_to = pos
+        try:
+            obj, end = _decode(text, pos, path, line)
+        except json.JSONDecodeError as exc:
+            raise _syntax_error(path, exc) from None
         if not isinstance(obj, dict):
             raise BonsaiError(
                 f"record {len(rows) + 1} is a JSON {type(obj).__name__}, not an object",
@@ -115,7 +150,9 @@ def _read_lines(path: Path, text: str) -> list[SourceRow]:
         if not line:
             continue
         try:
-            obj = json.loads(line)
+            obj, end = _decode(line, 0, path, number)
+            if _WS.match(line, end).end() < len(line):  # type: ignore[union-attr]
+                raise json.JSONDecodeError("Extra data", line, end)
         except json.JSONDecodeError as exc:
             indent = len(raw) - len(raw.lstrip(" \t\r"))
             hint = None

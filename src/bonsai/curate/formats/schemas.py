@@ -30,7 +30,7 @@ from typing import Any
 
 from bonsai.curate.formats import SourceRow
 from bonsai.errors import BonsaiError
-from bonsai.records import EDITABLE_FIELDS, Record
+from bonsai.records import EDITABLE_FIELDS, Record, describe_invisible, has_visible_text
 
 FLAT_COLUMNS: tuple[str, ...] = ("id", *EDITABLE_FIELDS)
 
@@ -131,6 +131,15 @@ def _turns(row: SourceRow, path: Path) -> tuple[str, list[tuple[str, str]]]:
     return key, turns
 
 
+def _check_visible(text: str, what: str, path: Path, row: SourceRow, field: str) -> None:
+    if has_visible_text(text):
+        return
+    shown = (
+        "empty" if not text.strip() else f"only invisible characters ({describe_invisible(text)})"
+    )
+    raise BonsaiError(f"the {what} is {shown}", file=path, field=field, **row.where())
+
+
 def _sharegpt(row: SourceRow, path: Path, out: list[SourceRow]) -> int:
     """Append one flat row per answered user turn; return 1 if the last user turn is unanswered."""
     key, turns = _turns(row, path)
@@ -139,15 +148,17 @@ def _sharegpt(row: SourceRow, path: Path, out: list[SourceRow]) -> int:
     context: list[str] = []
     pending: list[str] | None = None
     pairs: list[tuple[str, str, str]] = []
-    for role, text in turns:
+    for index, (role, text) in enumerate(turns):
         if role in _SYSTEM:
             system.append(text)
         elif role in _USER:
+            _check_visible(text, "question", path, row, f"{key}[{index}]")
             pending = [*pending, text] if pending is not None else [text]
         elif role in _ASSISTANT:
             if pending is None:
                 context.append(f"Assistant: {text}")
                 continue
+            _check_visible(text, "answer", path, row, f"{key}[{index}]")
             question = "\n\n".join(pending)
             pairs.append((question, "\n\n".join(context), text))
             context += [f"User: {question}", f"Assistant: {text}"]

@@ -23,6 +23,7 @@ from bonsai.chat.prompts import (
     normalise_mode,
     notes_block,
 )
+from bonsai.db.connection import transaction
 from bonsai.errors import BonsaiError
 from bonsai.generate.args import GenerateArgs
 from bonsai.generate.engine import Generation, Generator
@@ -264,15 +265,21 @@ class ChatSession:
             client=client or self.client,
         )
         splitter = CompletionSplitter(self._reasoning_first, on_delta)
+        written: list[str] = []
         generation: Generation | None = None
         try:
             stream = self.engine.stream(prompt, gen_args)
             with stream:
                 for delta in stream:
+                    written.append(delta)
                     splitter.feed(delta)
                     if should_stop and should_stop():
                         break
             generation = stream.result
+        except KeyboardInterrupt:
+            # Stopped by the user mid-answer: what was written is kept, marked as cancelled.
+            self._log_stopped(log, "".join(written), started)
+            raise
         except BaseException as exc:
             log.status, log.error = "error", f"{type(exc).__name__}: {exc}"
             log.latency_s = round(time.time() - started, 4)
@@ -289,6 +296,12 @@ class ChatSession:
         turn = ChatTurn(log=log, hits=list(hits), generation=generation)
         self.last = turn
         return turn
+
+    def _log_stopped(self, log: store.TurnLog, written: str, started: float) -> None:
+        log.reasoning, log.answer = self.layout.parse(written)
+        log.status = log.finish_reason = "cancelled"
+        log.latency_s = round(time.time() - started, 4)
+        store.log_turn(self.conn, log)
 
     def _fits(self, prompt: str, answer_tokens: int) -> bool:
         room = min(answer_tokens, self.engine.max_context // 4)
@@ -307,13 +320,18 @@ class ChatSession:
         return self.last.id
 
     def rate(self, good: bool, reason: str = "", *, turn_id: str | None = None) -> store.Feedback:
-        return store.add_feedback(
-            self.conn,
-            "good" if good else "bad",
-            turn_id=self._turn_id(turn_id),
-            reason=reason,
-            client=self.client,
-        )
+        """Rate a turn (the last by default). A later rating replaces an earlier one that the
+        grow stage has not used yet: the user changed their mind, and one turn is not both."""
+        about = self._turn_id(turn_id)
+        with transaction(self.conn):
+            store.withdraw_ratings(self.conn, about)
+            return store.add_feedback(
+                self.conn,
+                "good" if good else "bad",
+                turn_id=about,
+                reason=reason,
+                client=self.client,
+            )
 
     def correct(self, better_answer: str, *, turn_id: str | None = None) -> store.Feedback:
         return store.add_feedback(

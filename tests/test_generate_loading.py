@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import warnings
 from pathlib import Path
 
@@ -240,26 +241,27 @@ def test_an_engine_loads_in_the_background_and_hands_over_its_errors(
 
     use_model(garden, tiny_model_dir)
     choice = choose_run(garden)
-    engine = BackgroundGenerator(choice.id, lambda: load_engine(choice))
+    warmed = threading.Event()
+    engine = BackgroundGenerator(choice.id, lambda: load_engine(choice), then=warmed.set)
     answer = generate(
         engine, "### Instruction:\nhi\n\n### Response:\n", GenerateArgs(max_new_tokens=4)
     )
     assert engine.ready() and answer.completion_tokens > 0
     assert engine.max_context == engine.wait().max_context
+    assert warmed.wait(timeout=60)  # what runs after the load, in the same thread
 
     broken = make_run(garden, "run-broken", tiny_model_dir, adapter_dir)
     (broken.adapter_dir / "adapter_model.safetensors").write_bytes(b"not weights")
     bad = choose_run(garden, "run-broken")
-    failing = BackgroundGenerator(bad.id, lambda: load_engine(bad))
+    failing = BackgroundGenerator(bad.id, lambda: load_engine(bad), then=warmed.clear)
     with pytest.raises(BonsaiError, match="could not apply the run's adapter"):
         failing.wait()
+    assert warmed.is_set()  # nothing more is loaded after a failed load
 
 
 def test_the_engine_generates_with_its_threads_in_any_thread(
     garden: Garden, tiny_model_dir: Path
 ) -> None:
-    import threading
-
     from bonsai.generate import GenerateArgs, generate
     from bonsai.generate.loading import load_engine
 

@@ -350,6 +350,24 @@ class ChatSession:
         )
 
 
+def warm_up(conn: sqlite3.Connection, *, rag: bool) -> Callable[[], None]:
+    """The loading a first question would otherwise wait for, to run in another thread while the
+    user types: the retrieval encoder, when there are notes to search. The database is read
+    here, in the caller's thread.
+
+    The language detector is not warmed: lingua holds the GIL for the whole of its load
+    (seconds), which would freeze the prompt for a question the script rules decide at once."""
+    has_notes = rag and conn.execute("SELECT 1 FROM knowledge_chunks LIMIT 1").fetchone()
+
+    def load() -> None:
+        if has_notes:
+            from bonsai.rag.embed import load_encoder
+
+            load_encoder().encode_query("warm up")  # the weights load on first use
+
+    return load
+
+
 def _probe() -> Record:
     return Record(id="probe", instruction="q", category="open_qa", language="en")
 

@@ -115,7 +115,7 @@ def _session(
 ) -> ChatSession:
     """A chat session on the run; with ``background``, its engine loads while the user types
     (the embedded model is converted first, in the foreground, if it never was)."""
-    from bonsai.chat.session import ChatSession
+    from bonsai.chat.session import ChatSession, warm_up
     from bonsai.generate.loading import BackgroundGenerator, check_engine, choose_run, load_engine
     from bonsai.student import resolve_base_model
 
@@ -124,7 +124,9 @@ def _session(
     if background:
         resolve_base_model(choice.base_model)  # converts the embedded model on first use
         loaded = BackgroundGenerator(
-            choice.id, lambda: load_engine(choice, engine=engine, precision=precision)
+            choice.id,
+            lambda: load_engine(choice, engine=engine, precision=precision),
+            then=warm_up(garden.db, rag=args.rag),
         )
     else:
         with err_console.status(f"Loading {choice.describe()}…"):

@@ -15,6 +15,7 @@ else the newest finished run, else the garden's base model.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -267,9 +268,14 @@ class BackgroundGenerator:
     seconds of loading pass while the user types. Using it (``stream``, ``count_tokens``,
     ``max_context``) waits for the load; :meth:`wait` raises what the load raised."""
 
-    def __init__(self, model_id: str, load: Callable[[], Any]) -> None:
+    def __init__(
+        self, model_id: str, load: Callable[[], Any], *, then: Callable[[], None] | None = None
+    ) -> None:
+        """``then``: more to load in the same thread once the engine is ready (what the first
+        question would otherwise wait for); its failure only means that wait stays."""
         self.model_id = model_id
         self._load = load
+        self._then = then
         self._engine: Any = None
         self._error: BaseException | None = None
         self._done = threading.Event()
@@ -284,6 +290,11 @@ class BackgroundGenerator:
             self._error = exc
         finally:
             self._done.set()
+        if self._then is not None and self._error is None:
+            try:
+                self._then()
+            except Exception:  # nothing lost: the first question loads it instead
+                logging.getLogger(__name__).debug("warming up failed", exc_info=True)
 
     def ready(self) -> bool:
         """True once the load has finished (or failed)."""

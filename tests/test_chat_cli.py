@@ -144,3 +144,24 @@ def test_sources_are_shown_relative_to_the_garden(tmp_path: Path) -> None:
     assert display_source("dataset:cats#r-1", root) == "dataset:cats#r-1"
     home = Path.home()
     assert display_source(f"{home}/a/b/c/d/cat.md", Path("/srv/x/y/z")) == "~/a/b/c/d/cat.md"
+
+
+def test_once_streamed_without_an_answer_header_still_prints_the_answer(
+    tiny_garden: Garden, tiny_model_dir: Path
+) -> None:
+    name = str(tiny_model_dir)
+    engine = TransformersGenerator(load_model(name), load_tokenizer(name), model_id="tiny")
+    session = ChatSession(
+        tiny_garden.db,
+        engine,
+        get_layout("bonsai"),  # the model writes its reasoning, then '### Response:'
+        run_id="base",
+        args=ChatArgs(generate=GenerateArgs(max_new_tokens=12, seed=0)),
+    )
+    answer = Console(record=True, width=120, color_system=None)
+    notices = Console(record=True, width=120, color_system=None)
+    repl = Repl(session, answer, scripted([]), notices=notices)
+    turn = repl.ask("What does Mochi eat every day?", stream=True)
+    assert turn is not None and turn.reasoning is None  # the tiny model never wrote the header
+    assert answer.export_text() == turn.answer + "\n"
+    assert notices.export_text().startswith("reasoning: ")

@@ -95,6 +95,8 @@ class _AnswerView:
         self.answer = answer
         self.notices = notices
         self.kind: str | None = None
+        self.answered = False
+        """Whether any of the answer was shown (not only reasoning)."""
 
     def delta(self, kind: str, text: str) -> None:
         if kind != self.kind:
@@ -103,6 +105,7 @@ class _AnswerView:
             if kind == "reasoning":
                 self.notices.print("reasoning: ", style="dim italic", end="")
             self.kind = kind
+        self.answered = self.answered or kind == "answer"
         console = self.notices if kind == "reasoning" else self.answer
         style = "dim" if kind == "reasoning" else None
         console.print(escape(text), end="", style=style, highlight=False, soft_wrap=True)
@@ -147,6 +150,14 @@ class Repl:
     def show_turn(self, turn: ChatTurn, view: _AnswerView, *, streamed: bool) -> None:
         if not streamed:
             view.whole(turn)
+        elif not view.answered and turn.answer:
+            # The model never wrote its answer header, so what streamed as reasoning is, read
+            # as a whole, the answer: it belongs on the answer console.
+            if self.console is self.notices:
+                view.end()
+                self._say("(no answer section: the text above is the answer)", "yellow")
+            else:
+                view.delta("answer", turn.answer)
         view.end()
         reason = turn.generation.finish_reason
         if reason == "cancelled":

@@ -42,6 +42,7 @@ def use_model(garden: Garden, model_dir: Path) -> Garden:
 
 
 def spawn_chat(garden: Garden, *args: str):
+    SCREEN.clear()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
@@ -60,6 +61,10 @@ def spawn_chat(garden: Garden, *args: str):
     return child
 
 
+SCREEN: list[str] = []
+"""Everything the current test's chat showed, to check for noise at the end."""
+
+
 def expect(child, text: str, timeout: float = MAX_START_S) -> str:
     """Wait for ``text`` (escape codes ignored); returns everything shown since the last call."""
     seen = ""
@@ -74,6 +79,7 @@ def expect(child, text: str, timeout: float = MAX_START_S) -> str:
             continue
         except pexpect.EOF:
             raise AssertionError(f"the chat ended before {text!r}:\n{plain(seen)}") from None
+    SCREEN.append(plain(seen))
     return plain(seen)
 
 
@@ -146,6 +152,9 @@ def test_two_questions_and_every_command_in_a_terminal(notes_garden: Garden) -> 
     child.expect(pexpect.EOF, timeout=30)
     child.close()
     assert child.exitstatus == 0
+    screen = "".join(SCREEN)
+    for noise in ("Traceback", "Warning", "Loading weights", "site-packages", "it/s]"):
+        assert noise not in screen
 
     turns = store.list_turns(notes_garden.db)
     assert [t.mode for t in turns] == ["answer", "question_to_question"]
@@ -210,4 +219,5 @@ def test_ctrl_c_stops_an_answer_and_asks_before_leaving(
     child.expect(pexpect.EOF, timeout=30)
     child.close()
     assert child.exitstatus == 0
+    assert "Traceback" not in "".join(SCREEN)
     assert [f.kind for f, _ in store.pending_feedback(garden.db)] == ["bad"]

@@ -165,3 +165,21 @@ def test_once_streamed_without_an_answer_header_still_prints_the_answer(
     assert turn is not None and turn.reasoning is None  # the tiny model never wrote the header
     assert answer.export_text() == turn.answer + "\n"
     assert notices.export_text().startswith("reasoning: ")
+
+
+def test_a_failed_background_load_ends_the_chat_with_its_error(tiny_garden: Garden) -> None:
+    from bonsai.errors import BonsaiError
+    from bonsai.generate.loading import BackgroundGenerator
+
+    def load() -> None:
+        raise BonsaiError("could not apply the run's adapter: damaged", file="runs/r/adapter")
+
+    session = ChatSession(
+        tiny_garden.db, BackgroundGenerator("r", load), get_layout("alpaca"), run_id="r"
+    )
+    console = Console(record=True, width=120, color_system=None)
+    repl = Repl(session, console, scripted(["/mode", "What does Mochi eat?", "never read"]))
+    with pytest.raises(BonsaiError, match="damaged"):
+        repl.run()
+    assert "Mode: answer" in console.export_text()  # commands work while the model loads
+    assert store.list_turns(tiny_garden.db) == []

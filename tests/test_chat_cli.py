@@ -75,13 +75,12 @@ def test_the_chat_loop_takes_questions_and_every_kind_of_feedback(
     assert turns[1].settings["rag"] is False
     feedback = [(f.kind, f.text, f.reason) for f, _ in store.pending_feedback(tiny_garden.db)]
     assert feedback == [
-        ("good", "", "short and right"),
-        ("bad", "", "it forgot the evening meal"),
+        ("bad", "", "it forgot the evening meal"),  # the later rating replaced /good
         ("correction", "Wet food in the morning,\ndry food at night.", ""),
         ("experience", "Mochi hates the vacuum cleaner.", ""),
     ]
     assert all(f.turn_id == turns[0].id for f, _ in store.pending_feedback(tiny_garden.db))
-    assert "there is no answer to give feedback on yet" in out
+    assert "there is no answer to rate yet" in out
     assert "Mode: q2q" in out and "Notes: off" in out
     assert "was given no notes" in out
     assert "Unknown command /frobnicate" in out
@@ -95,8 +94,8 @@ def test_chat_once_then_logs(cli, tiny_garden: Garden) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     (turn,) = store.list_turns(tiny_garden.db)
-    assert f"turn {turn.id}" in result.stdout
-    assert turn.answer in result.stdout
+    assert result.stdout == turn.answer + "\n"  # the answer alone; the rest on stderr
+    assert f"turn {turn.id}" in result.stderr
     assert turn.settings["generate"]["deterministic"] is True
     table = cli("logs", "--garden", tiny_garden.root)
     assert table.exit_code == 0 and "What does Mochi eat" in table.stdout
@@ -116,3 +115,71 @@ def test_chat_errors_are_one_line(cli, tiny_garden: Garden) -> None:
     assert precision.exit_code == 2 and "unknown precision 'fp8'" in precision.stderr
     empty = cli("logs", "--garden", tiny_garden.root)
     assert empty.exit_code == 0 and "No chat exchanges yet" in empty.stdout
+
+
+def test_reasoning_is_labelled_and_kept_off_the_answer_console() -> None:
+    from bonsai.chat.repl import _AnswerView
+
+    answer = Console(record=True, width=80, color_system=None)
+    notices = Console(record=True, width=80, color_system=None)
+    view = _AnswerView(answer, notices)
+    for kind, text in [
+        ("reasoning", "She eats "),
+        ("reasoning", "twice."),
+        ("answer", "Wet food."),
+    ]:
+        view.delta(kind, text)
+    view.end()
+    assert answer.export_text() == "Wet food.\n"
+    assert notices.export_text() == "reasoning: She eats twice.\n"
+
+
+def test_sources_are_shown_relative_to_the_garden(tmp_path: Path) -> None:
+    from bonsai.chat.repl import display_source
+
+    root = tmp_path / "garden"
+    assert display_source(f"{root}/notes/cat.md#feeding", root) == "notes/cat.md#feeding"
+    assert display_source(f"{tmp_path}/notes/cat.md", root) == "../notes/cat.md"
+    assert display_source("notes/cat.md", root) == "notes/cat.md"
+    assert display_source("dataset:cats#r-1", root) == "dataset:cats#r-1"
+    home = Path.home()
+    assert display_source(f"{home}/a/b/c/d/cat.md", Path("/srv/x/y/z")) == "~/a/b/c/d/cat.md"
+
+
+def test_once_streamed_without_an_answer_header_still_prints_the_answer(
+    tiny_garden: Garden, tiny_model_dir: Path
+) -> None:
+    name = str(tiny_model_dir)
+    engine = TransformersGenerator(load_model(name), load_tokenizer(name), model_id="tiny")
+    session = ChatSession(
+        tiny_garden.db,
+        engine,
+        get_layout("bonsai"),  # the model writes its reasoning, then '### Response:'
+        run_id="base",
+        args=ChatArgs(generate=GenerateArgs(max_new_tokens=12, seed=0)),
+    )
+    answer = Console(record=True, width=120, color_system=None)
+    notices = Console(record=True, width=120, color_system=None)
+    repl = Repl(session, answer, scripted([]), notices=notices)
+    turn = repl.ask("What does Mochi eat every day?", stream=True)
+    assert turn is not None and turn.reasoning is None  # the tiny model never wrote the header
+    assert answer.export_text() == turn.answer + "\n"
+    assert notices.export_text().startswith("reasoning: ")
+
+
+def test_a_failed_background_load_ends_the_chat_with_its_error(tiny_garden: Garden) -> None:
+    from bonsai.errors import BonsaiError
+    from bonsai.generate.loading import BackgroundGenerator
+
+    def load() -> None:
+        raise BonsaiError("could not apply the run's adapter: damaged", file="runs/r/adapter")
+
+    session = ChatSession(
+        tiny_garden.db, BackgroundGenerator("r", load), get_layout("alpaca"), run_id="r"
+    )
+    console = Console(record=True, width=120, color_system=None)
+    repl = Repl(session, console, scripted(["/mode", "What does Mochi eat?", "never read"]))
+    with pytest.raises(BonsaiError, match="damaged"):
+        repl.run()
+    assert "Mode: answer" in console.export_text()  # commands work while the model loads
+    assert store.list_turns(tiny_garden.db) == []

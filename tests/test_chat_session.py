@@ -145,3 +145,43 @@ def test_splitter_routes_reasoning_and_answer() -> None:
     assert reasoning.strip() == "You should check her bowl."
     assert answer == "Twice a day."
     assert get_layout("bonsai").parse("You should x.\n### Response:\nA")[1] == "A"
+
+
+def test_a_second_rating_replaces_the_first(garden: Garden, engine: TransformersGenerator) -> None:
+    session = session_for(garden, engine)
+    first = session.ask(QUESTION)
+    session.rate(True, "right")
+    session.rate(False, "on second thought, wrong")
+    second = session.ask("And at night?")
+    session.rate(True)
+    session.correct("Dry food.")
+    pending = [(f.kind, f.turn_id, f.reason) for f, _ in store.pending_feedback(garden.db)]
+    assert pending == [
+        ("bad", first.id, "on second thought, wrong"),
+        ("good", second.id, ""),
+        ("correction", second.id, ""),
+    ]
+    # A rating the grow stage has used is history: a new one does not remove it.
+    (used,) = [f.id for f, _ in store.pending_feedback(garden.db) if f.turn_id == first.id]
+    store.mark_feedback(garden.db, [used], "used", used_by="round-1")
+    session.rate(True, turn_id=first.id)
+    kinds = [(f.kind, f.status) for f in store.feedback_for(garden.db, [first.id])[first.id]]
+    assert kinds == [("bad", "used"), ("good", "pending")]
+
+
+def test_an_interrupted_answer_is_logged_as_cancelled_with_what_was_written(
+    garden: Garden, engine: TransformersGenerator
+) -> None:
+    session = session_for(garden, engine)
+    shown: list[str] = []
+
+    def show(kind: str, text: str) -> None:
+        shown.append(text)
+        if len(shown) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the answer is being written
+
+    with pytest.raises(KeyboardInterrupt):
+        session.ask(QUESTION, generate_args=GenerateArgs(max_new_tokens=100, seed=2), on_delta=show)
+    (turn,) = store.list_turns(garden.db)
+    assert turn.status == "cancelled" and turn.finish_reason == "cancelled"
+    assert turn.answer == "".join(shown).strip() and turn.answer

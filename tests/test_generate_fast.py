@@ -96,3 +96,41 @@ def test_fused_gemma_norm_gives_the_same_numbers(tiny_model_dir) -> None:
         after = model(input_ids=ids).logits
     assert done["fused_norms"] == len(norms) and done["int8_layers"] == 0
     assert torch.equal(before, after)
+
+
+def test_the_packed_head_is_cached_and_a_changed_model_packs_afresh(tmp_path) -> None:
+    from bonsai.generate.fast import cached_pack_int4, head_cache_file, pack_int4
+
+    head = big_head()
+    folder = tmp_path / "prepared"
+    (packed, scales), how = cached_pack_int4(head.weight, folder)
+    assert how == "packed and cached"
+    cached = head_cache_file(head.weight, folder)
+    assert [p.name for p in folder.iterdir()] == [cached.name]  # no temporary file left
+    (again, again_scales), how = cached_pack_int4(head.weight, folder)
+    assert how == "cached"
+    want, want_scales = pack_int4(head.weight)
+    assert torch.equal(again, want) and torch.equal(again_scales, want_scales)
+    assert torch.equal(packed, want) and torch.equal(scales, want_scales)
+
+    changed = big_head()
+    with torch.no_grad():
+        changed.weight[123, 7] += 1.0  # one weight of 2 million
+    assert head_cache_file(changed.weight, folder) != cached
+    assert cached_pack_int4(changed.weight, folder)[1] == "packed and cached"
+    assert len(list(folder.iterdir())) == 2
+
+    cached.write_bytes(b"half a file")  # damaged: packed again, and replaced
+    (repacked, _), how = cached_pack_int4(head.weight, folder)
+    assert how == "packed and cached" and torch.equal(repacked, want)
+    assert cached_pack_int4(head.weight, folder)[1] == "cached"
+
+
+def test_a_refined_head_from_the_cache_scores_alike(tmp_path) -> None:
+    head = big_head(seed=3)
+    fresh = RefinedHead(head, tmp_path)
+    from_cache = RefinedHead(head, tmp_path)
+    assert (fresh.source, from_cache.source) == ("packed and cached", "cached")
+    hidden = torch.randn(2, 3, 64).to(torch.bfloat16)
+    with torch.inference_mode():
+        assert torch.equal(fresh(hidden), from_cache(hidden))

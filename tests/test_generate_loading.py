@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import warnings
 from pathlib import Path
 
@@ -157,3 +158,123 @@ def test_layouts_are_the_train_stage_ones() -> None:
     assert bonsai.parse(text) == ("You should recall her food.", "ウェットフード")
     with pytest.raises(BonsaiError, match="unknown layout"):
         get_layout("chatml-ish")
+
+
+@pytest.mark.parametrize("stored", ["float32", "bfloat16"])
+def test_a_plain_adapter_folds_in_to_the_same_weights_as_peft(
+    garden: Garden, adapter_dir: Path, tiny_model_dir: Path, tmp_path: Path, stored: str
+) -> None:
+    from peft import PeftModel
+
+    from bonsai.generate.loading import load_weights
+    from bonsai.student import load_model
+
+    model_dir = tiny_model_dir
+    if stored == "bfloat16":  # as the embedded model is stored
+        model_dir = tmp_path / "bf16"
+        load_model(str(tiny_model_dir), dtype=torch.bfloat16).save_pretrained(model_dir)
+        shutil.copy(tiny_model_dir / "tokenizer.json", model_dir)
+        shutil.copy(tiny_model_dir / "tokenizer_config.json", model_dir)
+    make_run(garden, "run-f", model_dir, adapter_dir)
+    folded, _ = load_weights(choose_run(garden, "run-f"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        reference = PeftModel.from_pretrained(
+            load_model(str(model_dir), dtype=torch.float32), str(adapter_dir)
+        ).merge_and_unload()
+    want = dict(reference.to(torch.bfloat16).named_parameters())
+    assert folded.dtype == torch.bfloat16
+    for name, param in folded.named_parameters():
+        assert torch.equal(param, want[name]), name
+
+
+def test_other_adapters_are_left_to_peft(
+    adapter_dir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from bonsai.generate.lora import fold_lora, plain_lora
+    from bonsai.student import load_model
+
+    for option, value in (("use_dora", True), ("modules_to_save", ["lm_head"]), ("bias", "all")):
+        copy = tmp_path / option
+        shutil.copytree(adapter_dir, copy)
+        config = json.loads((copy / "adapter_config.json").read_text())
+        config[option] = value
+        (copy / "adapter_config.json").write_text(json.dumps(config))
+        assert plain_lora(copy) is None, option
+    # Keys naming layers another model does not have: nothing is changed.
+    other = load_model(str(tiny_model_dir), dtype=torch.bfloat16)
+    other.model.layers = other.model.layers[:1]
+    before = {name: p.clone() for name, p in other.named_parameters()}
+    lora = plain_lora(adapter_dir)
+    assert lora is not None and fold_lora(other, lora) is None
+    assert all(torch.equal(p, before[name]) for name, p in other.named_parameters())
+
+
+def test_a_run_loads_without_importing_peft(
+    garden: Garden, tiny_model_dir: Path, adapter_dir: Path
+) -> None:
+    import subprocess
+    import sys
+
+    make_run(garden, "run-p", tiny_model_dir, adapter_dir)
+    code = (
+        "import sys\n"
+        "from bonsai.garden import Garden\n"
+        "from bonsai.generate.loading import choose_run, load_generator\n"
+        f"loaded = load_generator(choose_run(Garden.open({str(garden.root)!r}), 'run-p'))\n"
+        "print('peft imported:', 'peft' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "peft imported: False" in out.stdout, out.stderr
+    assert out.stderr == ""  # no progress bars, no warnings
+
+
+def test_an_engine_loads_in_the_background_and_hands_over_its_errors(
+    garden: Garden, tiny_model_dir: Path, adapter_dir: Path
+) -> None:
+    from bonsai.generate import GenerateArgs, generate
+    from bonsai.generate.loading import BackgroundGenerator, load_engine
+
+    use_model(garden, tiny_model_dir)
+    choice = choose_run(garden)
+    warmed = threading.Event()
+    engine = BackgroundGenerator(choice.id, lambda: load_engine(choice), then=warmed.set)
+    answer = generate(
+        engine, "### Instruction:\nhi\n\n### Response:\n", GenerateArgs(max_new_tokens=4)
+    )
+    assert engine.ready() and answer.completion_tokens > 0
+    assert engine.max_context == engine.wait().max_context
+    assert warmed.wait(timeout=60)  # what runs after the load, in the same thread
+
+    broken = make_run(garden, "run-broken", tiny_model_dir, adapter_dir)
+    (broken.adapter_dir / "adapter_model.safetensors").write_bytes(b"not weights")
+    bad = choose_run(garden, "run-broken")
+    failing = BackgroundGenerator(bad.id, lambda: load_engine(bad), then=warmed.clear)
+    with pytest.raises(BonsaiError, match="could not apply the run's adapter"):
+        failing.wait()
+    assert warmed.is_set()  # nothing more is loaded after a failed load
+
+
+def test_the_engine_generates_with_its_threads_in_any_thread(
+    garden: Garden, tiny_model_dir: Path
+) -> None:
+    from bonsai.generate import GenerateArgs, generate
+    from bonsai.generate.loading import load_engine
+
+    use_model(garden, tiny_model_dir)
+    engine = load_engine(choose_run(garden))
+    seen: list[int] = []
+
+    def serve_one() -> None:
+        torch.set_num_threads(engine.threads + 1)  # what a fresh thread may start with
+        generate(engine, "### Instruction:\nhi\n\n### Response:\n", GenerateArgs(max_new_tokens=2))
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=serve_one)
+    worker.start()
+    worker.join()
+    assert seen == [engine.threads]

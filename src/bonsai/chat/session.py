@@ -23,6 +23,7 @@ from bonsai.chat.prompts import (
     normalise_mode,
     notes_block,
 )
+from bonsai.db.connection import transaction
 from bonsai.errors import BonsaiError
 from bonsai.generate.args import GenerateArgs
 from bonsai.generate.engine import Generation, Generator
@@ -261,15 +262,21 @@ class ChatSession:
             client=client or self.client,
         )
         splitter = CompletionSplitter(self._reasoning_first, on_delta)
+        written: list[str] = []
         generation: Generation | None = None
         try:
             stream = self.engine.stream(prompt, gen_args)
             with stream:
                 for delta in stream:
+                    written.append(delta)
                     splitter.feed(delta)
                     if should_stop and should_stop():
                         break
             generation = stream.result
+        except KeyboardInterrupt:
+            # Stopped by the user mid-answer: what was written is kept, marked as cancelled.
+            self._log_stopped(log, "".join(written), started)
+            raise
         except BaseException as exc:
             log.status, log.error = "error", f"{type(exc).__name__}: {exc}"
             log.latency_s = round(time.time() - started, 4)
@@ -286,6 +293,12 @@ class ChatSession:
         turn = ChatTurn(log=log, hits=list(hits), generation=generation)
         self.last = turn
         return turn
+
+    def _log_stopped(self, log: store.TurnLog, written: str, started: float) -> None:
+        log.reasoning, log.answer = self.layout.parse(written)
+        log.status = log.finish_reason = "cancelled"
+        log.latency_s = round(time.time() - started, 4)
+        store.log_turn(self.conn, log)
 
     def _fits(self, prompt: str, answer_tokens: int) -> bool:
         room = min(answer_tokens, self.engine.max_context // 4)
@@ -304,13 +317,18 @@ class ChatSession:
         return self.last.id
 
     def rate(self, good: bool, reason: str = "", *, turn_id: str | None = None) -> store.Feedback:
-        return store.add_feedback(
-            self.conn,
-            "good" if good else "bad",
-            turn_id=self._turn_id(turn_id),
-            reason=reason,
-            client=self.client,
-        )
+        """Rate a turn (the last by default). A later rating replaces an earlier one that the
+        grow stage has not used yet: the user changed their mind, and one turn is not both."""
+        about = self._turn_id(turn_id)
+        with transaction(self.conn):
+            store.withdraw_ratings(self.conn, about)
+            return store.add_feedback(
+                self.conn,
+                "good" if good else "bad",
+                turn_id=about,
+                reason=reason,
+                client=self.client,
+            )
 
     def correct(self, better_answer: str, *, turn_id: str | None = None) -> store.Feedback:
         return store.add_feedback(
@@ -327,6 +345,24 @@ class ChatSession:
         return store.add_feedback(
             self.conn, "experience", turn_id=about, text=experience, client=self.client
         )
+
+
+def warm_up(conn: sqlite3.Connection, *, rag: bool) -> Callable[[], None]:
+    """The loading a first question would otherwise wait for, to run in another thread while the
+    user types: the retrieval encoder, when there are notes to search. The database is read
+    here, in the caller's thread.
+
+    The language detector is not warmed: lingua holds the GIL for the whole of its load
+    (seconds), which would freeze the prompt for a question the script rules decide at once."""
+    has_notes = rag and conn.execute("SELECT 1 FROM knowledge_chunks LIMIT 1").fetchone()
+
+    def load() -> None:
+        if has_notes:
+            from bonsai.rag.embed import load_encoder
+
+            load_encoder().encode_query("warm up")  # the weights load on first use
+
+    return load
 
 
 def open_session(

@@ -166,6 +166,18 @@ def add_feedback(
     return Feedback(feedback_id, turn_id, kind, text, reason, "pending", None, client, now, now)
 
 
+def withdraw_ratings(conn: sqlite3.Connection, turn_id: str) -> int:
+    """Delete the pending good/bad ratings of a turn (a new rating replaces them); ratings the
+    grow stage has used stay. Returns how many were withdrawn."""
+    with transaction(conn):
+        cursor = conn.execute(
+            "DELETE FROM chat_feedback WHERE turn_id = ? AND kind IN ('good', 'bad')"
+            " AND status = 'pending'",
+            (turn_id,),
+        )
+    return cursor.rowcount
+
+
 def _feedback_from_row(row: sqlite3.Row) -> Feedback:
     return Feedback(**dict(row))
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from bonsai.cli.common import GardenOption, console, err_console, open_garden
+
+if TYPE_CHECKING:
+    from bonsai.chat import ChatArgs, ChatSession
+    from bonsai.garden import Garden
 
 RunOption = Annotated[
     str | None,
@@ -54,7 +59,10 @@ def chat(
     once: Annotated[
         str | None,
         typer.Option(
-            "--once", help="Ask this one question, print the answer and exit.", show_default=False
+            "--once",
+            help="Ask this one question and exit: the answer alone goes to stdout; reasoning, "
+            "sources and the turn id go to stderr.",
+            show_default=False,
         ),
     ] = None,
     max_tokens: Annotated[
@@ -71,13 +79,12 @@ def chat(
 ) -> None:
     """Chat with your bonsai: answers stream in, with the notes they were given.
 
-    After an answer: /good, /bad REASON, /correct, /remember TEXT, /mode q2q, /sources, /quit.
+    After an answer: /good, /bad REASON, /correct, /remember TEXT, /mode q2q, /sources, /quit
+    (/help says what each is for). Ctrl-C stops an answer.
     Everything is logged in the garden (see `bonsai logs`).
     Feedback feeds the next `bonsai grow`.
     """
     from bonsai.chat import ChatArgs
-    from bonsai.chat.repl import Repl
-    from bonsai.chat.session import open_session
     from bonsai.generate import GenerateArgs
 
     g = open_garden(garden)
@@ -88,31 +95,85 @@ def chat(
             max_new_tokens=max_tokens, temperature=temperature, deterministic=deterministic
         ),
     )
-    with err_console.status("Loading the student…"):
-        session = open_session(g, run, args=args, client="chat", precision=precision, engine=engine)
-    if once is None:
-        from bonsai.curate.language import default_detector
-
-        # The statistical language model takes seconds to load: let it load while the user types.
-        default_detector().prefetch()
-    repl = Repl(session, console, _reader())
-    if once is not None:
-        turn = repl.ask(once, stream=console.is_terminal)
-        if turn is not None:
-            console.print(f"[dim]turn {turn.id}[/]", highlight=False)
-        raise typer.Exit(0 if turn is not None else 2)
-    repl.run()
+    try:
+        if once is not None:
+            raise typer.Exit(_chat_once(g, run, args, once, precision=precision, engine=engine))
+        _chat_interactive(g, run, args, precision=precision, engine=engine)
+    except KeyboardInterrupt:  # Ctrl-C while the student was loading
+        err_console.print("Interrupted.")
+        raise typer.Exit(130) from None
 
 
-def _reader():
-    def read(prompt: str) -> str | None:
-        try:
-            return console.input(f"[bold]{prompt}[/]")
-        except (EOFError, KeyboardInterrupt):
-            console.print()
-            return None
+def _session(
+    garden: Garden,
+    run: str | None,
+    args: ChatArgs,
+    *,
+    precision: str,
+    engine: str,
+    background: bool,
+) -> ChatSession:
+    """A chat session on the run; with ``background``, its engine loads while the user types
+    (the embedded model is converted first, in the foreground, if it never was)."""
+    from bonsai.chat.session import ChatSession, warm_up
+    from bonsai.generate.loading import BackgroundGenerator, check_engine, choose_run, load_engine
+    from bonsai.student import resolve_base_model
 
-    return read
+    choice = choose_run(garden, run)
+    layout = check_engine(choice, engine, precision)
+    if background:
+        resolve_base_model(choice.base_model)  # converts the embedded model on first use
+        loaded = BackgroundGenerator(
+            choice.id,
+            lambda: load_engine(choice, engine=engine, precision=precision),
+            then=warm_up(garden.db, rag=args.rag),
+        )
+    else:
+        with err_console.status(f"Loading {choice.describe()}…"):
+            loaded = load_engine(choice, engine=engine, precision=precision)
+    return ChatSession(
+        garden.db,
+        loaded,
+        layout,
+        run_id=choice.id,
+        base_model=choice.base_model,
+        args=args,
+        client="chat",
+    )
+
+
+def _chat_interactive(
+    garden: Garden, run: str | None, args: ChatArgs, *, precision: str, engine: str
+) -> None:
+    from bonsai.chat.repl import Repl
+
+    session = _session(garden, run, args, precision=precision, engine=engine, background=True)
+    Repl(session, console, _read, garden_root=garden.root).run()
+
+
+def _chat_once(
+    garden: Garden, run: str | None, args: ChatArgs, question: str, *, precision: str, engine: str
+) -> int:
+    """Answer one question: the answer on stdout, the rest on stderr. The exit code: 0, 2 when
+    it failed, 130 when Ctrl-C stopped it."""
+    from bonsai.chat.repl import Repl
+
+    session = _session(garden, run, args, precision=precision, engine=engine, background=False)
+    repl = Repl(session, console, _read, notices=err_console, garden_root=garden.root)
+    turn = repl.ask(question, stream=console.is_terminal)
+    if turn is None:
+        return 2
+    err_console.print(f"turn {turn.id}", style="dim", highlight=False)
+    return 130 if turn.generation.finish_reason == "cancelled" else 0
+
+
+def _read(prompt: str) -> str | None:
+    """A line from the keyboard; None at end of input (Ctrl-D). Ctrl-C raises KeyboardInterrupt."""
+    try:
+        return console.input(f"[bold]{escape(prompt)}[/]")
+    except EOFError:
+        console.print()
+        return None
 
 
 def logs(

@@ -7,6 +7,8 @@ from typing import Any
 
 from bonsai.errors import BonsaiError
 
+PRECISIONS = ("bf16", "int8")
+"""How an engine stores the model's linear layers (see :mod:`bonsai.generate.fast`)."""
 MAX_STOP_SEQUENCES = 16
 """The user's (OpenAI accepts 4) plus the prompt layout's; more only slows the check per token."""
 

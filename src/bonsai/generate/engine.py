@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bonsai.errors import BonsaiError
@@ -195,11 +196,17 @@ class TransformersGenerator:
         model_id: str,
         max_context: int | None = None,
         precision: str | None = None,
+        prepared_cache: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         """``precision``: None leaves the model as it is (it may be shared, e.g. with adapters
         attached); 'bf16' or 'int8' swap its layers in place for the fast ones of
-        :mod:`bonsai.generate.fast` (for a model this engine owns)."""
+        :mod:`bonsai.generate.fast` (for a model this engine owns), keeping the packed output
+        layer in the folder ``prepared_cache`` between runs. ``threads``: torch threads to
+        generate with, set in whichever thread generates (torch's count is per thread: a server's
+        model thread or a chat whose model loaded in the background would use every core)."""
         self.model = model.eval()
+        self.threads = threads
         self.inference: dict[str, Any] = {"precision": "as loaded"}
         # The lean decode step (bonsai.generate.gemma_step) where it is exact; not with adapters
         # attached, whose layers it does not know.
@@ -207,7 +214,7 @@ class TransformersGenerator:
         if precision is not None:
             from bonsai.generate.fast import prepare_for_inference
 
-            self.inference = prepare_for_inference(self.model, precision)
+            self.inference = prepare_for_inference(self.model, precision, cache=prepared_cache)
         self.tokenizer = tokenizer
         self.model_id = model_id
         limit = getattr(model.config, "max_position_embeddings", None) or DEFAULT_MAX_CONTEXT
@@ -248,6 +255,8 @@ class TransformersGenerator:
         """The chosen tokens, one model step each; stops at the token or context limit."""
         import torch
 
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         generator = sampler(args)
         budget = min(args.max_new_tokens, self.max_context - len(ids))
         decoder = self._decoder(len(ids) + budget)

@@ -2,8 +2,12 @@
 
 A run lives in ``<garden>/runs/<run-id>/`` with ``manifest.json`` (``base_model``, ``layout``, …)
 and ``adapter/`` (PEFT). For answering, the adapter is merged into a private copy of the base
-weights (``merge_and_unload``): the merged model runs as fast as the base, where an unmerged
-adapter adds two small matmuls to every linear layer.
+weights (folded in directly when it is plain LoRA, see :mod:`bonsai.generate.lora`; through
+peft's ``merge_and_unload`` otherwise): the merged model runs as fast as the base, where an
+unmerged adapter adds two small matmuls to every linear layer.
+
+A chat loads its engine in the background (:class:`BackgroundGenerator`): the prompt appears at
+once and the first question waits for what is left of the load.
 
 Runs are the train stage's (:mod:`bonsai.train.runs`). Which run by default: the promoted one,
 else the newest finished run, else the garden's base model.
@@ -11,13 +15,20 @@ else the newest finished run, else the garden's base model.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.generate.prompting import PromptLayout, get_layout
+
+if TYPE_CHECKING:
+    from bonsai.generate.args import GenerateArgs
+    from bonsai.generate.engine import TextStream
 
 BASE = "base"
 
@@ -109,31 +120,88 @@ def load_weights(choice: RunChoice) -> tuple[Any, Any]:
     """(model, tokenizer) in bfloat16 on the CPU, the run's adapter merged in."""
     import torch
 
-    from bonsai.student import load_model, load_tokenizer
+    from bonsai.student import load_model
+    from bonsai.student.loading import load_inference_tokenizer
 
     if choice.is_base:
-        return load_model(choice.base_model, dtype=torch.bfloat16), load_tokenizer(
-            choice.base_model
-        )
-    from peft import PeftModel
-
+        model = load_model(choice.base_model, dtype=torch.bfloat16)
+        return model, load_inference_tokenizer(choice.base_model)
     assert choice.adapter_dir is not None
-    # Merge in float32, then round once: adding a small LoRA delta to bf16 weights loses it.
-    model = load_model(choice.base_model, dtype=torch.float32)
-    try:
-        model = PeftModel.from_pretrained(model, str(choice.adapter_dir)).merge_and_unload()
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise BonsaiError(
-            f"could not apply the run's adapter: {str(exc).splitlines()[0]}",
-            file=choice.adapter_dir,
-        ) from None
-    model = model.to(torch.bfloat16)
+    # The LoRA delta is added in float32 and the sum rounded once: a bf16 checkpoint loads as
+    # it is (its float32 values are the same numbers), any other in float32, cast afterwards.
+    exact = _stored_dtype(choice.base_model) == "bfloat16"
+    model = load_model(choice.base_model, dtype=torch.bfloat16 if exact else torch.float32)
+    model = merge_adapter(model, choice.adapter_dir).to(torch.bfloat16)
     source = (
-        choice.adapter_dir
+        str(choice.adapter_dir)
         if (choice.adapter_dir / "tokenizer_config.json").is_file()
         else choice.base_model
     )
-    return model, load_tokenizer(str(source))
+    return model, load_inference_tokenizer(source)
+
+
+def _stored_dtype(name: str) -> str | None:
+    """The dtype a model folder's weights are stored in, from its config; None if unknown."""
+    import json
+
+    from bonsai.student import resolve_base_model
+
+    config = Path(resolve_base_model(name)) / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("dtype") or data.get("torch_dtype") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def merge_adapter(model: Any, adapter_dir: Path) -> Any:
+    """``model`` with the LoRA adapter in ``adapter_dir`` folded into its weights: directly when
+    it is plain LoRA (:mod:`bonsai.generate.lora`, no peft import), else through peft (in
+    float32: cast the result)."""
+    from bonsai.generate.lora import fold_lora, plain_lora
+
+    lora = plain_lora(adapter_dir)
+    if lora is not None:
+        try:
+            folded = fold_lora(model, lora)
+        except Exception as exc:  # an unreadable weights file: say which, without a traceback
+            raise _adapter_error(adapter_dir, exc) from None
+        if folded is not None:
+            return model
+    return _merge_with_peft(model, adapter_dir)
+
+
+def _merge_with_peft(model: Any, adapter_dir: Path) -> Any:
+    import warnings
+
+    from peft import PeftModel
+
+    # Merge in float32, then round once: adding a small LoRA delta to bf16 weights loses it.
+    model = model.float()
+    try:
+        with warnings.catch_warnings():
+            # peft calls a transformers method that is deprecated; nothing a user can act on.
+            warnings.simplefilter("ignore", FutureWarning)
+            return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise _adapter_error(adapter_dir, exc) from None
+
+
+def _adapter_error(adapter_dir: Path, exc: BaseException) -> BonsaiError:
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return BonsaiError(f"could not apply the run's adapter: {first}", file=adapter_dir)
+
+
+def prepared_cache_dir(base_model: str) -> Path:
+    """Where a model's prepared output layer is cached: beside the converted embedded model
+    (removing that folder removes it too), else in BONSAI's model cache."""
+    from bonsai.student.embedded import cache_root, embedded_model_dir
+    from bonsai.student.loading import EMBEDDED_ALIASES
+
+    if base_model in EMBEDDED_ALIASES:
+        return embedded_model_dir() / "prepared"
+    return cache_root() / "prepared"
 
 
 @dataclass
@@ -150,27 +218,101 @@ def load_generator(
 ) -> LoadedRun:
     """Load the weights of ``choice`` into an engine: ``transformers`` (default) or ``llama``
     (llama.cpp, only when ``llama-cpp-python`` is installed and asked for). ``precision``:
-    'int8' or 'bf16' (see :mod:`bonsai.generate.fast`). Sets this process's torch threads to
-    :func:`~bonsai.generate.fast.inference_threads` (chat and serve run in their own process)."""
-    from bonsai.generate.fast import PRECISIONS
+    'int8' or 'bf16' (see :mod:`bonsai.generate.fast`). The engine generates with
+    :func:`~bonsai.generate.fast.inference_threads` torch threads, in whichever thread it runs."""
+    layout = check_engine(choice, engine, precision)
+    return LoadedRun(choice, load_engine(choice, engine=engine, precision=precision), layout)
+
+
+def check_engine(choice: RunChoice, engine: str, precision: str) -> PromptLayout:
+    """The run's prompt layout, once the engine and precision named are known ones: the quick
+    checks, made before anything loads."""
+    from bonsai.generate.args import PRECISIONS
 
     if precision not in PRECISIONS:
         raise BonsaiError(
             f"unknown precision '{precision}'", field="precision", hint="use int8 or bf16"
         )
-    layout = get_layout(choice.layout)
+    if engine not in ("auto", "transformers", "llama"):
+        raise BonsaiError(f"unknown engine '{engine}'", hint="use transformers or llama")
+    return get_layout(choice.layout)
+
+
+def load_engine(choice: RunChoice, *, engine: str = "auto", precision: str = "int8") -> Any:
+    """The engine of ``choice`` (see :func:`load_generator`), loaded; nothing printed."""
     if engine == "llama":
         from bonsai.generate.llama_engine import load_llama_generator
 
-        return LoadedRun(choice, load_llama_generator(choice), layout)
-    if engine not in ("auto", "transformers"):
-        raise BonsaiError(f"unknown engine '{engine}'", hint="use transformers or llama")
+        return load_llama_generator(choice)
     import torch
 
     from bonsai.generate.engine import TransformersGenerator
     from bonsai.generate.fast import inference_threads
 
+    # Loading runs with the threads generating does, for the same reason (see inference_threads):
+    # with every core, a busy machine makes quantising the layers several times slower.
     torch.set_num_threads(inference_threads())
     model, tokenizer = load_weights(choice)
-    generator = TransformersGenerator(model, tokenizer, model_id=choice.id, precision=precision)
-    return LoadedRun(choice, generator, layout)
+    return TransformersGenerator(
+        model,
+        tokenizer,
+        model_id=choice.id,
+        precision=precision,
+        prepared_cache=prepared_cache_dir(choice.base_model),
+        threads=inference_threads(),
+    )
+
+
+class BackgroundGenerator:
+    """An engine loading in a background thread, so that a chat prompt appears at once and the
+    seconds of loading pass while the user types. Using it (``stream``, ``count_tokens``,
+    ``max_context``) waits for the load; :meth:`wait` raises what the load raised."""
+
+    def __init__(
+        self, model_id: str, load: Callable[[], Any], *, then: Callable[[], None] | None = None
+    ) -> None:
+        """``then``: more to load in the same thread once the engine is ready (what the first
+        question would otherwise wait for); its failure only means that wait stays."""
+        self.model_id = model_id
+        self._load = load
+        self._then = then
+        self._engine: Any = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        # A daemon thread: quitting while it loads must not wait for it.
+        self._thread = threading.Thread(target=self._run, name="bonsai-load", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._engine = self._load()
+        except BaseException as exc:  # handed to the thread that waits
+            self._error = exc
+        finally:
+            self._done.set()
+        if self._then is not None and self._error is None:
+            try:
+                self._then()
+            except Exception:  # nothing lost: the first question loads it instead
+                logging.getLogger(__name__).debug("warming up failed", exc_info=True)
+
+    def ready(self) -> bool:
+        """True once the load has finished (or failed)."""
+        return self._done.is_set()
+
+    def wait(self) -> Any:
+        """The loaded engine, once it is; raises the load's error if it failed."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._engine
+
+    @property
+    def max_context(self) -> int:
+        return self.wait().max_context
+
+    def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
+        return self.wait().stream(prompt, args)
+
+    def count_tokens(self, text: str) -> int:
+        return self.wait().count_tokens(text)

@@ -101,14 +101,24 @@ def _convert(target: Path, *, quiet: bool) -> None:
 
 def _dequantise(gguf: Path, out: Path) -> None:
     import torch
-    import transformers
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
-    transformers.logging.set_verbosity_error()
+    from bonsai.student.loading import quiet_transformers
+
+    quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
-    )
+    # The GGUF reader draws its own tqdm bar, under the status line above; give it transformers'
+    # bar instead, which quiet_transformers() switched off.
+    own_bar = gguf_utils.tqdm
+    gguf_utils.tqdm = transformers_logging.tqdm
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
+        )
+    finally:
+        gguf_utils.tqdm = own_bar
     # The weights are de-quantised tensors now; drop the GGUF marker so they save as plain ones.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from bonsai.garden import Garden
+from bonsai.util.text import shown
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -34,8 +35,10 @@ def open_garden(path: Path | None) -> Garden:
 
 
 def print_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """One error line; ``message`` is plain text (it often quotes the user's input)."""
+    err_console.print(f"[bold red]error:[/] {shown(message)}", markup=True, soft_wrap=True)
 
 
 def print_warning(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    """One warning line; ``message`` is plain text."""
+    err_console.print(f"[yellow]warning:[/] {shown(message)}", markup=True, soft_wrap=True)

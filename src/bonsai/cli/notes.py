@@ -13,6 +13,7 @@ import typer
 
 from bonsai.cli.common import GardenOption, console, open_garden, print_warning
 from bonsai.errors import BonsaiError
+from bonsai.util.text import shown, terminal_safe
 
 app = typer.Typer(
     help=(
@@ -85,18 +86,18 @@ def add(
             reports.append(notes.add_dataset(garden, dataset, progress=progress))
     for report in reports:
         for source in report.added:
-            console.print(f"  [green]added[/]      {source}")
+            console.print(f"  [green]added[/]      {shown(source)}")
         for source in report.updated:
-            console.print(f"  [yellow]updated[/]    {source}")
+            console.print(f"  [yellow]updated[/]    {shown(source)}")
         for source in report.unchanged:
-            console.print(f"  [dim]unchanged[/]  {source}")
+            console.print(f"  [dim]unchanged[/]  {shown(source)}")
         for source in report.removed:
-            console.print(f"  [red]removed[/]    {source} (file gone)")
+            console.print(f"  [red]removed[/]    {shown(source)} (file gone)")
         for source in report.empty:
             print_warning(f"{source}: no text, nothing added")
         if report.skipped:
-            shown = ", ".join(report.skipped[:3]) + (" …" if len(report.skipped) > 3 else "")
-            console.print(f"  [dim]skipped {len(report.skipped)} other file(s): {shown}[/]")
+            names = ", ".join(report.skipped[:3]) + (" …" if len(report.skipped) > 3 else "")
+            console.print(f"  [dim]skipped {len(report.skipped)} other file(s): {shown(names)}[/]")
     chunks = sum(r.chunks for r in reports)
     embedded = sum(r.embedded for r in reports)
     console.print(f"{chunks} chunk(s) written, {embedded} embedded with {reports[0].model}.")
@@ -132,11 +133,11 @@ def search(
             for name, rank in (("bm25", hit.bm25_rank), ("dense", hit.dense_rank))
             if rank is not None
         )
+        citation = shown(format_citation(hit))
         console.print(
-            f"[bold]{i}.[/] [cyan]{format_citation(hit)}[/]  [dim]{hit.score:.4f} ({ranks})[/]",
-            markup=True,
+            f"[bold]{i}.[/] [cyan]{citation}[/]  [dim]{hit.score:.4f} ({ranks})[/]", markup=True
         )
-        text = hit.text.strip()
+        text = terminal_safe(hit.text.strip())
         console.print(text if len(text) <= 400 else text[:400] + " …", markup=False)
         console.print()
 
@@ -168,7 +169,7 @@ def list_notes(
         table.add_column(column, justify="right" if column in ("chunks",) else "left")
     for d in docs:
         updated = datetime.fromtimestamp(d.updated_at).strftime("%Y-%m-%d %H:%M")
-        table.add_row(d.source, d.title, str(d.chunks), str(d.embedded), updated)
+        table.add_row(shown(d.source), shown(d.title), str(d.chunks), str(d.embedded), updated)
     console.print(table)
     missing = sum(d.chunks - d.embedded for d in docs)
     if missing:
@@ -190,7 +191,7 @@ def remove(
 
     garden = open_garden(garden_path)
     for source in notes.remove(garden, sources):
-        console.print(f"  [red]removed[/]  {source}")
+        console.print(f"  [red]removed[/]  {shown(source)}")
 
 
 @app.command("embed")

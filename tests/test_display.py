@@ -27,7 +27,7 @@ HOSTILE = [
 
 
 def no_raw_controls(text: str) -> bool:
-    return not any(ord(c) < 32 and c not in "\n\t" or 0x7F <= ord(c) <= 0x9F for c in text)
+    return not any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -55,13 +55,17 @@ def test_fit_is_width_aware_for_wide_characters() -> None:
         ("https://user:sk-123@api.example/v1", "https://***@api.example/v1"),
         ("https://sk-123@api.example/v1", "https://***@api.example/v1"),
         ("https://api.example/v1?key=sk-123&x=1", "https://api.example/v1?key=***&x=1"),
-        ("https://api.example/v1?api_key=a&token=b", "https://api.example/v1?api_key=***&token=***"),
+        (
+            "https://api.example/v1?api_key=a&token=b",
+            "https://api.example/v1?api_key=***&token=***",
+        ),
         ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
     ],
 )
 def test_credentials_in_urls_are_redacted(url: str, shown_as: str) -> None:
     assert redact_url(url) == shown_as
-    assert redact_secrets(f"cannot connect to {url}: refused") == f"cannot connect to {shown_as}: refused"
+    message = redact_secrets(f"cannot connect to {url}: refused")
+    assert message == f"cannot connect to {shown_as}: refused"
 
 
 def add_note(garden: Garden, folder: Path, text: str) -> None:

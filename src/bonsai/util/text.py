@@ -26,6 +26,10 @@ SECRET_PARAMS = frozenset(
 REDACTED = "***"
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_SECRET_PAIR = re.compile(
+    r"(?<![\w-])(" + "|".join(re.escape(n) for n in sorted(SECRET_PARAMS)) + r")=[^&\s'\"<>]+",
+    re.IGNORECASE,
+)
 
 
 def terminal_safe(text: str) -> str:
@@ -81,11 +85,19 @@ def redact_url(url: str | None) -> str | None:
 
 
 def redact_secrets(text: str) -> str:
-    """``text`` (an error message, a log line) with every URL in it redacted."""
+    """``text`` (an error message, a log line) with every URL in it redacted, and any
+    ``key=…``-style secret parameter outside one too."""
 
     def redact(match: re.Match[str]) -> str:
         url = match.group()
         core = url.rstrip(".,:;)]}!?")  # punctuation after a URL is the sentence's
         return (redact_url(core) or "") + url[len(core) :]
 
-    return _URL.sub(redact, text)
+    # Then any secret parameter left (a server quoting the path it was sent, query and all).
+    return _SECRET_PAIR.sub(_redact_pair, _URL.sub(redact, text))
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    name, _, value = match.group().partition("=")
+    core = value.rstrip(".,:;)]}!?")
+    return f"{name}={REDACTED}{value[len(core) :]}"

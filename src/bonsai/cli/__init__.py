@@ -13,6 +13,7 @@ from bonsai import __version__
 from bonsai.cli import data as data_cli
 from bonsai.cli import garden as garden_cli
 from bonsai.cli.common import console, print_error
+from bonsai.cli.help import add_examples, show_flags_as_flags
 from bonsai.errors import BonsaiError
 
 app = typer.Typer(
@@ -58,6 +59,8 @@ def _register_groups() -> None:
 
 
 _register_groups()
+show_flags_as_flags()
+add_examples(app)
 
 
 def main(argv: list[str] | None = None) -> None:

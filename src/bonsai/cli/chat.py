@@ -35,7 +35,7 @@ EngineOption = Annotated[
     typer.Option(
         "--engine",
         help="'transformers', or 'llama': llama.cpp on the run's GGUF (`bonsai merge RUN --gguf`; "
-        "needs `pip install 'bonsai[llama]'`).",
+        "needs `pip install 'bonsai\\[llama]'`).",
     ),
 ]
 

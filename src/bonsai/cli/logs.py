@@ -19,8 +19,6 @@ from bonsai.util.text import fit, shown
 if TYPE_CHECKING:
     from bonsai.chat.store import Feedback, TurnLog
 
-LOGS_EPILOG = "Example: bonsai logs -n 5 --session serve"
-
 
 def logs(
     garden: GardenOption = None,
@@ -76,4 +74,4 @@ def turn_lines(turn: TurnLog, feedback: list[Feedback], width: int) -> list[str]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("logs", epilog=LOGS_EPILOG)(logs)
+    app.command("logs")(logs)

@@ -16,6 +16,7 @@ from bonsai.generate import GenerateArgs
 from bonsai.generate.engine import TransformersGenerator
 from bonsai.generate.prompting import get_layout
 from bonsai.student import load_model, load_tokenizer
+from bonsai.util.text import terminal_safe
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_chat_once_then_logs(cli, tiny_garden: Garden) -> None:
     assert result.exit_code == 0, result.output
     (turn,) = store.list_turns(tiny_garden.db)
     assert f"turn {turn.id}" in result.stdout
-    assert turn.answer in result.stdout
+    assert terminal_safe(turn.answer) in result.stdout  # (control characters shown inert)
     assert turn.settings["generate"]["deterministic"] is True
     table = cli("logs", "--garden", tiny_garden.root)
     assert table.exit_code == 0 and "What does Mochi eat" in table.stdout

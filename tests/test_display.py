@@ -194,3 +194,41 @@ def test_runs_id_and_latest_show_one_run(cli, with_runs: Garden, args: list[str]
 def test_runs_with_an_unknown_id_says_so(cli, with_runs: Garden) -> None:
     result = cli("runs", "nope", "--garden", with_runs.root)
     assert result.exit_code == 2 and "no run 'nope'" in result.stderr
+
+
+def test_the_cli_console_neutralises_controls_in_any_renderable() -> None:
+    import io
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from bonsai.util.text import SafeConsole
+
+    out = io.StringIO()
+    console = SafeConsole(file=out, width=80, force_terminal=True, highlight=False)
+    table = Table()
+    table.add_column("text")
+    table.add_row(Text("built \x1b]0;pwned\x07 directly"))
+    table.add_row("a plain \x9b2J string")
+    console.print(table)
+    console.print("[bold]markup[/] kept, \x1b[31m shown", markup=True)
+    text = out.getvalue()
+    assert "\\x1b]0;pwned" in text and "\\x9b2J" in text and "\\x1b[31m" in text
+    assert "\x07" not in text and "\x9b" not in text and "\x1b]" not in text
+
+
+def test_data_show_and_check_show_escape_sequences_inert(cli, garden: Garden, tmp_path) -> None:
+    source = tmp_path / "hostile.json"
+    records = [
+        {
+            "instruction": "Q [/bold] \x1b[2J",
+            "output": "A [/red] \x1b]0;x\x07",
+            "category": "open_qa",
+        },
+        {"instruction": "Q [/bold] \x1b[2J", "output": "other", "category": "open_qa"},
+    ]
+    source.write_text(json.dumps(records), encoding="utf-8")
+    assert cli("data", "import", source, "-d", "[/x]", "-g", garden.root).exit_code == 0
+    for command in (["data", "show"], ["data", "check", "--no-tokens"], ["teach", "--dry-run"]):
+        result = cli(*command, "-d", "[/x]", "-g", garden.root)
+        assert "Traceback" not in result.output and no_raw_controls(result.output), command

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from bonsai.garden import Garden
-from bonsai.util.text import shown
+from bonsai.util.text import SafeConsole, shown
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Every string printed through these shows control characters as \xNN (see SafeConsole);
+# markup in user text is escaped where it is printed, with bonsai.util.text.shown.
+console = SafeConsole(highlight=False)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 GardenOption = Annotated[
     Path | None,

@@ -11,10 +11,15 @@ prints user text through a markup-enabled console goes through it (or prints wit
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rich.cells import cell_len
+from rich.console import Console
 from rich.markup import escape
+from rich.segment import Segment
+from rich.text import Text
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """C0 controls but tab and newline, DEL, C1 controls (the 8-bit CSI, OSC … included)."""
@@ -41,6 +46,24 @@ def terminal_safe(text: str) -> str:
 def shown(text: object) -> str:
     """User text ready for a markup-enabled Rich print: controls neutralised, markup escaped."""
     return escape(terminal_safe(str(text)))
+
+
+class SafeConsole(Console):
+    """A console that shows control characters in every string it renders as ``\\xNN``, so
+    that text from a file, a note or a model cannot drive the terminal, wherever it is printed
+    (Rich's own cursor and colour codes are not strings and pass as they should)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        # Before layout, so that widths are measured on what is shown.
+        return super().render_str(terminal_safe(text), **kwargs)
+
+    def render(self, renderable: Any, options: Any = None) -> Iterable[Segment]:
+        # After layout, for Text built directly (a table cell, a syntax block): the last gate.
+        for segment in super().render(renderable, options):
+            if segment.control or not _CONTROLS.search(segment.text):
+                yield segment
+            else:
+                yield Segment(terminal_safe(segment.text), segment.style)
 
 
 def one_line(text: str) -> str:

@@ -130,8 +130,10 @@ def test_logs_fit_80_columns_and_show_hostile_prompts_literally(
     assert "[bold]Wet food[/]" in result.stdout and no_raw_controls(result.stdout)
     assert "猫の健康について知りたいです。猫の健康" in result.stdout  # one line, not 4-char slices
     assert "cancelled" in result.stdout and "…" in result.stdout
-    raw = json.loads(cli("logs", "--json", "--garden", garden.root).stdout)
-    assert raw[0]["prompt"].startswith("What does [/bold]")
+    as_json = cli("logs", "--json", "--garden", garden.root).stdout
+    assert no_raw_controls(as_json)  # C1 controls too, which JSON may leave raw
+    raw = json.loads(as_json)
+    assert raw[0]["prompt"] == "What does [/bold] eat? \x1b]0;title\x07\x9b2J"
 
 
 def fake_run(garden: Garden, run_id: str, parent: str | None, order: int) -> None:

@@ -7,14 +7,13 @@ slices of Japanese text.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bonsai.cli.common import GardenOption, console, open_garden
-from bonsai.util.text import fit, shown
+from bonsai.util.text import fit, json_text, shown
 
 if TYPE_CHECKING:
     from bonsai.chat.store import Feedback, TurnLog
@@ -44,8 +43,7 @@ def logs(
             item = turn.to_dict()
             item["feedback"] = [f.to_dict() for f in feedback[turn.id]]
             out.append(item)
-        # JSON escapes every control character, and no markup is read: the text is safe as is.
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        typer.echo(json_text(out))
         return
     if not turns:
         console.print("No chat exchanges yet: `bonsai chat` or `bonsai serve` makes them.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,7 +12,7 @@ import typer
 
 from bonsai.cli.common import GardenOption, console, open_garden, print_warning
 from bonsai.errors import BonsaiError
-from bonsai.util.text import shown, terminal_safe
+from bonsai.util.text import json_text, shown, terminal_safe
 
 app = typer.Typer(
     help=(
@@ -122,7 +121,7 @@ def search(
     garden = open_garden(garden_path)
     hits = retrieve(garden, query, k, mode=mode)
     if as_json:
-        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        typer.echo(json_text([h.to_dict() for h in hits]))
         return
     if not hits:
         console.print("No matching notes.")
@@ -157,7 +156,7 @@ def list_notes(
     model = default_model_name()
     docs = notes.list_documents(garden, model=model)
     if as_json:
-        typer.echo(json.dumps([asdict(d) for d in docs], ensure_ascii=False, indent=2))
+        typer.echo(json_text([asdict(d) for d in docs]))
         return
     if not docs:
         console.print("The knowledge base is empty. Add notes with [bold]bonsai notes add PATH[/].")

@@ -10,6 +10,7 @@ prints user text through a markup-enabled console goes through it (or prints wit
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -41,6 +42,14 @@ def terminal_safe(text: str) -> str:
     """``text`` with every control character a terminal would act on shown as ``\\xNN``
     (line breaks and tabs kept; a lone CR, which overwrites the line, is shown too)."""
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` as JSON for a terminal: non-ASCII text kept readable, but DEL and the C1
+    controls (which ``ensure_ascii=False`` leaves raw) written as ``\\u00XX`` escapes, the
+    same JSON value."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def shown(text: object) -> str:

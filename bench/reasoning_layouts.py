@@ -83,8 +83,7 @@ def score(items: list[tuple[Record, str]]) -> dict[str, float]:
         elif category == "question_to_question":
             out["q2q"] = sum(
                 sum(1 for line in a.splitlines() if line.strip().endswith(("?", "？"))) >= 2
-                or (question_share(a) >= 0.5
-                and a.count("?") + a.count("？") >= 2)
+                or (question_share(a) >= 0.5 and a.count("?") + a.count("？") >= 2)
                 for _, a in pairs
             ) / len(pairs)
         elif category in ("closed_qa", "open_qa"):

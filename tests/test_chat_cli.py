@@ -16,6 +16,7 @@ from bonsai.generate import GenerateArgs
 from bonsai.generate.engine import TransformersGenerator
 from bonsai.generate.prompting import get_layout
 from bonsai.student import load_model, load_tokenizer
+from bonsai.util.text import terminal_safe
 
 
 @pytest.fixture
@@ -94,7 +95,9 @@ def test_chat_once_then_logs(cli, tiny_garden: Garden) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     (turn,) = store.list_turns(tiny_garden.db)
-    assert result.stdout == turn.answer + "\n"  # the answer alone; the rest on stderr
+    # The answer alone on stdout (control characters shown inert); the rest on stderr.
+    assert result.stdout == terminal_safe(turn.answer) + "
+"
     assert f"turn {turn.id}" in result.stderr
     assert turn.settings["generate"]["deterministic"] is True
     table = cli("logs", "--garden", tiny_garden.root)

@@ -179,8 +179,12 @@ class ChatSession:
         session_id: str | None = None,
         client: str = "chat",
         detect_language: Callable[[str], str | None] = guess_language,
+        log_turn: Callable[[sqlite3.Connection, store.TurnLog], None] = store.log_turn,
     ) -> None:
+        """``log_turn`` stores a finished turn (the server's waits out a busy database without
+        losing the turn)."""
         self.conn = conn
+        self.log_turn = log_turn
         self.engine = engine
         self.layout = layout
         self.run_id = run_id
@@ -280,7 +284,7 @@ class ChatSession:
         except BaseException as exc:
             log.status, log.error = "error", f"{type(exc).__name__}: {exc}"
             log.latency_s = round(time.time() - started, 4)
-            store.log_turn(self.conn, log)
+            self.log_turn(self.conn, log)
             raise
         reasoning, answer = self.layout.parse(generation.text)
         log.answer, log.reasoning = answer, reasoning
@@ -289,7 +293,7 @@ class ChatSession:
         log.latency_s = round(time.time() - started, 4)
         log.prompt_tokens = generation.prompt_tokens
         log.completion_tokens = generation.completion_tokens
-        store.log_turn(self.conn, log)
+        self.log_turn(self.conn, log)
         turn = ChatTurn(log=log, hits=list(hits), generation=generation)
         self.last = turn
         return turn

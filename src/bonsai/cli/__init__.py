@@ -14,6 +14,7 @@ from bonsai import __version__
 from bonsai.cli import data as data_cli
 from bonsai.cli import garden as garden_cli
 from bonsai.cli.common import console, print_error
+from bonsai.cli.help import add_examples, show_flags_as_flags
 from bonsai.errors import BonsaiError
 
 app = typer.Typer(
@@ -54,11 +55,24 @@ def _register_groups() -> None:
     """One module per stage; each adds its commands."""
     import importlib
 
-    for name in ("teach", "train", "nursery", "notes", "chat", "serve", "grow", "evaluate", "demo"):
+    for name in (
+        "teach",
+        "train",
+        "nursery",
+        "notes",
+        "chat",
+        "logs",
+        "serve",
+        "grow",
+        "evaluate",
+        "demo",
+    ):
         importlib.import_module(f"bonsai.cli.{name}").register(app)
 
 
 _register_groups()
+show_flags_as_flags()
+add_examples(app)
 
 
 def main(argv: list[str] | None = None) -> None:

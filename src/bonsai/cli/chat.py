@@ -1,9 +1,7 @@
-"""``bonsai chat`` (talk to the student in the terminal) and ``bonsai logs`` (the exchanges)."""
+"""``bonsai chat``: talk to the student in the terminal (``bonsai logs`` lists the exchanges)."""
 
 from __future__ import annotations
 
-import json
-import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -42,7 +40,7 @@ EngineOption = Annotated[
     typer.Option(
         "--engine",
         help="'transformers', or 'llama': llama.cpp on the run's GGUF (`bonsai merge RUN --gguf`; "
-        "needs `pip install 'bonsai[llama]'`).",
+        "needs `pip install 'bonsai\\[llama]'`).",
     ),
 ]
 
@@ -176,60 +174,5 @@ def _read(prompt: str) -> str | None:
         return None
 
 
-def logs(
-    garden: GardenOption = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print every field (prompt, notes, settings) as JSON.")
-    ] = False,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", help="How many of the newest.", min=1)
-    ] = 20,
-    session: Annotated[
-        str | None, typer.Option("--session", help="Only this chat session.", show_default=False)
-    ] = None,
-) -> None:
-    """List chat exchanges, newest last, with the feedback each got."""
-    from rich.table import Table
-
-    from bonsai.chat import store
-
-    g = open_garden(garden)
-    turns = store.list_turns(g.db, limit=limit, session=session)
-    feedback = store.feedback_for(g.db, [t.id for t in turns])
-    if as_json:
-        out = []
-        for turn in turns:
-            item = turn.to_dict()
-            item["feedback"] = [f.to_dict() for f in feedback[turn.id]]
-            out.append(item)
-        console.print_json(json.dumps(out, ensure_ascii=False))
-        return
-    if not turns:
-        console.print("No chat exchanges yet: `bonsai chat` or `bonsai serve` makes them.")
-        return
-    table = Table(show_lines=False)
-    for column in ("when", "turn", "mode", "run", "question", "answer", "notes", "feedback"):
-        table.add_column(column, overflow="fold")
-    for turn in turns:
-        marks = ", ".join(f.kind for f in feedback[turn.id]) or "-"
-        table.add_row(
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(turn.created_at)),
-            turn.id.removeprefix("chatcmpl-")[:10],
-            "q2q" if turn.mode == "question_to_question" else turn.mode,
-            turn.run_id,
-            _short(turn.prompt),
-            _short(turn.answer) + ("" if turn.status == "ok" else f" [{turn.status}]"),
-            str(len(turn.retrieved)),
-            marks,
-        )
-    console.print(table)
-
-
-def _short(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def register(app: typer.Typer) -> None:
     app.command("chat")(chat)
-    app.command("logs")(logs)

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from bonsai.garden import Garden
+from bonsai.util.text import SafeConsole, shown
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Every string printed through these shows control characters as \xNN (see SafeConsole);
+# markup in user text is escaped where it is printed, with bonsai.util.text.shown.
+console = SafeConsole(highlight=False)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 GardenOption = Annotated[
     Path | None,
@@ -41,8 +43,10 @@ def open_garden(path: Path | None) -> Garden:
 
 
 def print_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """One error line; ``message`` is plain text (it often quotes the user's input)."""
+    err_console.print(f"[bold red]error:[/] {shown(message)}", markup=True, soft_wrap=True)
 
 
 def print_warning(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    """One warning line; ``message`` is plain text."""
+    err_console.print(f"[yellow]warning:[/] {shown(message)}", markup=True, soft_wrap=True)

@@ -48,8 +48,8 @@ def eval_command(
     seed_probes: Annotated[
         int,
         typer.Option(
-            help="Sentence pairs from the shared Alpaca seed tasks (../shared/data), when "
-            "present, asked J→E and E→J.",
+            help="Sentence pairs from the Alpaca seed tasks, asked J→E and E→J, when that "
+            "data is installed beside BONSAI (0: none).",
         ),
     ] = 5,
     max_items: Annotated[

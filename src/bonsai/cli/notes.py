@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,6 +12,7 @@ import typer
 
 from bonsai.cli.common import GardenOption, console, open_garden, print_warning
 from bonsai.errors import BonsaiError
+from bonsai.util.text import json_text, shown, terminal_safe
 
 app = typer.Typer(
     help=(
@@ -85,18 +85,18 @@ def add(
             reports.append(notes.add_dataset(garden, dataset, progress=progress))
     for report in reports:
         for source in report.added:
-            console.print(f"  [green]added[/]      {source}")
+            console.print(f"  [green]added[/]      {shown(source)}")
         for source in report.updated:
-            console.print(f"  [yellow]updated[/]    {source}")
+            console.print(f"  [yellow]updated[/]    {shown(source)}")
         for source in report.unchanged:
-            console.print(f"  [dim]unchanged[/]  {source}")
+            console.print(f"  [dim]unchanged[/]  {shown(source)}")
         for source in report.removed:
-            console.print(f"  [red]removed[/]    {source} (file gone)")
+            console.print(f"  [red]removed[/]    {shown(source)} (file gone)")
         for source in report.empty:
             print_warning(f"{source}: no text, nothing added")
         if report.skipped:
-            shown = ", ".join(report.skipped[:3]) + (" …" if len(report.skipped) > 3 else "")
-            console.print(f"  [dim]skipped {len(report.skipped)} other file(s): {shown}[/]")
+            names = ", ".join(report.skipped[:3]) + (" …" if len(report.skipped) > 3 else "")
+            console.print(f"  [dim]skipped {len(report.skipped)} other file(s): {shown(names)}[/]")
     chunks = sum(r.chunks for r in reports)
     embedded = sum(r.embedded for r in reports)
     console.print(f"{chunks} chunk(s) written, {embedded} embedded with {reports[0].model}.")
@@ -121,7 +121,7 @@ def search(
     garden = open_garden(garden_path)
     hits = retrieve(garden, query, k, mode=mode)
     if as_json:
-        typer.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        typer.echo(json_text([h.to_dict() for h in hits]))
         return
     if not hits:
         console.print("No matching notes.")
@@ -132,11 +132,11 @@ def search(
             for name, rank in (("bm25", hit.bm25_rank), ("dense", hit.dense_rank))
             if rank is not None
         )
+        citation = shown(format_citation(hit))
         console.print(
-            f"[bold]{i}.[/] [cyan]{format_citation(hit)}[/]  [dim]{hit.score:.4f} ({ranks})[/]",
-            markup=True,
+            f"[bold]{i}.[/] [cyan]{citation}[/]  [dim]{hit.score:.4f} ({ranks})[/]", markup=True
         )
-        text = hit.text.strip()
+        text = terminal_safe(hit.text.strip())
         console.print(text if len(text) <= 400 else text[:400] + " …", markup=False)
         console.print()
 
@@ -156,7 +156,7 @@ def list_notes(
     model = default_model_name()
     docs = notes.list_documents(garden, model=model)
     if as_json:
-        typer.echo(json.dumps([asdict(d) for d in docs], ensure_ascii=False, indent=2))
+        typer.echo(json_text([asdict(d) for d in docs]))
         return
     if not docs:
         console.print("The knowledge base is empty. Add notes with [bold]bonsai notes add PATH[/].")
@@ -168,7 +168,7 @@ def list_notes(
         table.add_column(column, justify="right" if column in ("chunks",) else "left")
     for d in docs:
         updated = datetime.fromtimestamp(d.updated_at).strftime("%Y-%m-%d %H:%M")
-        table.add_row(d.source, d.title, str(d.chunks), str(d.embedded), updated)
+        table.add_row(shown(d.source), shown(d.title), str(d.chunks), str(d.embedded), updated)
     console.print(table)
     missing = sum(d.chunks - d.embedded for d in docs)
     if missing:
@@ -190,7 +190,7 @@ def remove(
 
     garden = open_garden(garden_path)
     for source in notes.remove(garden, sources):
-        console.print(f"  [red]removed[/]  {source}")
+        console.print(f"  [red]removed[/]  {shown(source)}")
 
 
 @app.command("embed")

@@ -46,6 +46,15 @@ def serve(
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body in bytes (413 above).", min=1)
     ] = 1_048_576,
+    db_wait: Annotated[
+        float,
+        typer.Option(
+            "--db-wait",
+            help="Seconds a write waits while another command holds the garden's database "
+            "(then feedback gets 503 with Retry-After; answers are kept and logged later).",
+            min=0.1,
+        ),
+    ] = 10.0,
     precision: PrecisionOption = "int8",
     engine: EngineOption = "transformers",
 ) -> None:
@@ -68,6 +77,7 @@ def serve(
         max_body_bytes=max_body,
         precision=precision,
         engine=engine,
+        db_wait_s=db_wait,
     )
     g = open_garden(garden)
     if not args.is_local and not args.api_key_env:

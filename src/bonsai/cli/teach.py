@@ -11,6 +11,7 @@ from rich.table import Table
 
 from bonsai.cli.common import GardenOption, console, open_garden, print_warning
 from bonsai.errors import BonsaiError
+from bonsai.util.text import redact_url
 
 if TYPE_CHECKING:
     from bonsai.garden import Garden
@@ -184,7 +185,7 @@ def _say_teacher(args: TeachArgs, teacher: Teacher, *, configured: bool, from_fi
                 "Teacher: [bold]template[/] (offline; composed from rules, not a language model)"
             )
         return
-    where = getattr(teacher, "base_url", None)
+    where = redact_url(getattr(teacher, "base_url", None))
     at = f" at {escape(where)}" if where else ""
     console.print(
         f"Teacher: [bold]{teacher.backend}[/] · model [bold]{escape(teacher.model)}[/]{at}"

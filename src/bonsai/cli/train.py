@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
+from typer.core import TyperGroup
 
 from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
 from bonsai.errors import BonsaiError
@@ -191,16 +191,37 @@ def _warn_on_check_errors(g: Garden, dataset: str) -> None:
     first = errors[0]
     example = f"{first.message} ({', '.join(first.record_ids[:3])})"
     print_warning(
-        escape(
-            f"`bonsai data check` finds {len(errors)} error(s) in dataset '{dataset}', e.g."
-            f" {example}; training goes on. `bonsai data check --dataset {dataset}` lists"
-            " them, `bonsai data edit` or `rm` fixes them."
-        )
+        f"`bonsai data check` finds {len(errors)} error(s) in dataset '{dataset}', e.g."
+        f" {example}; training goes on. `bonsai data check --dataset {dataset}` lists"
+        " them, `bonsai data edit` or `rm` fixes them."
     )
 
 
+class _RunsGroup(TyperGroup):
+    """``bonsai runs ID`` and ``bonsai runs latest`` mean ``bonsai runs show …``."""
+
+    _VALUE_OPTIONS = frozenset({"--garden", "-g", "--dataset", "-d"})
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if self._run_named(args):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+    def _run_named(self, args: list[str]) -> bool:
+        takes_value = False
+        for arg in args:
+            if takes_value:
+                takes_value = False
+            elif arg in self._VALUE_OPTIONS:
+                takes_value = True
+            elif not arg.startswith("-"):
+                return arg not in self.commands
+        return False
+
+
 runs_app = typer.Typer(
-    help="List training runs, or show one.",
+    cls=_RunsGroup,
+    help="List training runs (the promoted one marked), or show one: bonsai runs ID|latest.",
     no_args_is_help=False,
     invoke_without_command=True,
 )
@@ -219,13 +240,15 @@ def runs_list(
     if ctx.invoked_subcommand is not None:
         return
     from bonsai.train.report import runs_table
-    from bonsai.train.runs import list_runs
+    from bonsai.train.runs import list_runs, promoted_run
 
-    found = list_runs(open_garden(garden), dataset=dataset)
+    g = open_garden(garden)
+    found = list_runs(g, dataset=dataset)
     if not found:
         console.print("No training runs yet. `bonsai train --dataset NAME` starts one.")
         return
-    console.print(runs_table(found))
+    promoted = promoted_run(g)
+    console.print(runs_table(found, promoted.id if promoted else None))
 
 
 @runs_app.command("show")
@@ -237,10 +260,17 @@ def runs_show(
 ) -> None:
     """Summarise a run: data, settings, losses overall and per category, warnings, files."""
     from bonsai.train.report import show_run
-    from bonsai.train.runs import load_run, read_metrics
+    from bonsai.train.runs import load_run, promoted_run, read_metrics
 
-    found = load_run(open_garden(garden), run)
-    show_run(found, read_metrics(found), console)
+    g = open_garden(garden)
+    found = load_run(g, run)
+    promoted = promoted_run(g)
+    show_run(
+        found,
+        read_metrics(found),
+        console,
+        promoted=promoted is not None and promoted.id == found.id,
+    )
 
 
 def merge(

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bonsai.serve.args import ServeArgs
@@ -22,33 +24,47 @@ __all__ = ["ServeArgs", "build_state", "run_server"]
 def build_state(garden: Garden, args: ServeArgs, *, status: Callable[[str], None] | None = None):
     """Load the run and open the database connections the server needs."""
     from bonsai.chat.session import ChatSession
-    from bonsai.db import connect
     from bonsai.generate.loading import choose_run, load_generator
     from bonsai.rag.embed import default_model_name
-    from bonsai.serve.app import ServerState
+    from bonsai.serve.state import ServerState
+    from bonsai.serve.turnlog import TurnLogWriter
 
     api_key = args.api_key()
     choice = choose_run(garden, args.run)
     if status:
         status(f"Loading {choice.describe()}…")
     loaded = load_generator(choice, engine=args.engine, precision=args.precision)
+    turns = TurnLogWriter(garden.db_path)
     session = ChatSession(
-        connect(garden.db_path),
+        _connect(garden.db_path, args.db_wait_s),
         loaded.engine,
         loaded.layout,
         run_id=choice.id,
         base_model=choice.base_model,
         client="serve",
         session_id="serve",
+        log_turn=turns.write,
     )
     return ServerState(
         args=args,
         session=session,
-        feedback_conn=connect(garden.db_path),
+        feedback_conn=_connect(garden.db_path, args.db_wait_s),
         model_id=choice.id,
         api_key=api_key,
         embed_model=default_model_name,
+        turns=turns,
     )
+
+
+def _connect(path: Path, wait_s: float) -> sqlite3.Connection:
+    """A connection whose writes wait ``wait_s`` for another writer (then the server answers
+    without blocking the model thread any longer; see :mod:`bonsai.serve.turnlog`)."""
+    from bonsai.db import connect
+    from bonsai.serve.turnlog import set_wait
+
+    conn = connect(path)
+    set_wait(conn, wait_s)
+    return conn
 
 
 def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
@@ -56,6 +72,7 @@ def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
     import uvicorn
 
     from bonsai.serve.app import create_app
+    from bonsai.serve.http import IdleTimeoutH11
 
     args = state.args
     app = create_app(state)
@@ -67,6 +84,8 @@ def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
         workers=1,
+        http=IdleTimeoutH11,
+        timeout_keep_alive=max(1, round(args.idle_timeout_s)),
     )
 
     class Server(uvicorn.Server):

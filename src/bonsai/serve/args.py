@@ -34,6 +34,12 @@ class ServeArgs:
     engine: str = "transformers"
     """'transformers', or 'llama' (llama.cpp on the run's GGUF, when llama-cpp-python is
     installed)."""
+    db_wait_s: float = 10.0
+    """Seconds a write waits while another program holds the garden's database. Then feedback
+    is answered 503 with Retry-After, and a chat turn is answered anyway and logged as soon as
+    the database is free."""
+    idle_timeout_s: float = 5.0
+    """Seconds a connection may stay open without a request in progress."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -41,6 +47,9 @@ class ServeArgs:
         for name in ("queue_size", "max_body_bytes", "max_tokens", "default_max_tokens"):
             if getattr(self, name) < 1:
                 raise BonsaiError(f"{name} must be at least 1", field=name)
+        for name in ("db_wait_s", "idle_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise BonsaiError(f"{name} must be more than 0 seconds", field=name)
         if self.default_max_tokens > self.max_tokens:
             self.default_max_tokens = self.max_tokens
 

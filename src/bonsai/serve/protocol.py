@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ from bonsai.generate.args import GenerateArgs
 MAX_MESSAGES = 200
 MAX_USER_STOPS = 4
 MAX_EMBED_INPUTS = 256
+MAX_INT = 2**63 - 1
+"""Largest integer setting (a seed is a 64-bit number; nothing else is near it)."""
 FINISH_REASON = {"stop": "stop", "loop": "stop", "length": "length", "cancelled": "stop"}
 """BONSAI's reasons in OpenAI's words (a loop that was cut off ended the answer: "stop")."""
 
@@ -56,11 +59,19 @@ class ApiError(Exception):
         }
 
 
+def _no_constant(name: str) -> Any:
+    raise ApiError(
+        400, f"the request body is not valid JSON: {name} is not a number", code="invalid_json"
+    )
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise ApiError(400, "the request body is not UTF-8", code="invalid_json") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply", code="invalid_json") from None
     except json.JSONDecodeError as exc:
         raise ApiError(
             400,
@@ -79,11 +90,34 @@ def _number(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ApiError(400, f"'{name}' must be a number", param=name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ApiError(400, f"'{name}' must be a finite number", param=name)
     if kind is int:
         if not float(value).is_integer():
             raise ApiError(400, f"'{name}' must be an integer", param=name)
+        if not -MAX_INT <= value <= MAX_INT:
+            raise ApiError(400, f"'{name}' is out of range (at most {MAX_INT})", param=name)
         return int(value)
     return float(value)
+
+
+def _flag(data: dict[str, Any], name: str, default: bool | None) -> bool | None:
+    """A JSON boolean: ``"false"`` or ``0`` is an error, never quietly true or false."""
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ApiError(400, f"'{name}' must be true or false", param=name)
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, f"'{name}' must be text", param=name)
+    return value
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -97,9 +131,19 @@ def _text_of(content: Any, where: str) -> str:
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise ApiError(400, f"{where}: only text content is supported", param="messages")
-            texts.append(str(part.get("text", "")))
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise ApiError(400, f"{where}: a text part's 'text' must be text", param="messages")
+            texts.append(text)
         return "".join(texts)
     raise ApiError(400, f"{where}: 'content' must be text", param="messages")
+
+
+def _seed(data: dict[str, Any]) -> int | None:
+    seed = _number(data, "seed", int, None)
+    if seed is not None and seed < 0:
+        raise ApiError(400, f"'seed' must be 0 or more (at most {MAX_INT})", param="seed")
+    return seed
 
 
 @dataclass
@@ -179,8 +223,8 @@ def parse_chat(data: dict[str, Any], *, max_tokens: int, default_max_tokens: int
                 data, "no_repeat_ngram_size", int, defaults.no_repeat_ngram_size
             ),
             stop=tuple(stop),
-            seed=_number(data, "seed", int, None),
-            deterministic=bool(data.get("deterministic", False)),
+            seed=_seed(data),
+            deterministic=bool(_flag(data, "deterministic", False)),
         )
     except BonsaiError as exc:
         raise ApiError(400, str(exc), param=exc.field) from None
@@ -192,15 +236,16 @@ def parse_chat(data: dict[str, Any], *, max_tokens: int, default_max_tokens: int
             mode = normalise_mode(mode)
         except BonsaiError as exc:
             raise ApiError(400, str(exc), param="mode") from None
-    rag = data.get("rag")
-    if rag is not None and not isinstance(rag, bool):
-        raise ApiError(400, "'rag' must be true or false", param="rag")
-    stream = data.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ApiError(400, "'stream' must be true or false", param="stream")
-    options = data.get("stream_options") or {}
-    session = data.get("session")
-    user = data.get("user")
+    rag = _flag(data, "rag", None)
+    stream = bool(_flag(data, "stream", False))
+    options = data.get("stream_options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ApiError(400, "'stream_options' must be an object", param="stream_options")
+    include_usage = bool(_flag(options, "include_usage", False))
+    session = _optional_text(data, "session")
+    user = _optional_text(data, "user")
     return ChatRequest(
         model=model,
         question=history[-1][1],
@@ -209,11 +254,11 @@ def parse_chat(data: dict[str, Any], *, max_tokens: int, default_max_tokens: int
         messages=messages,
         args=args,
         stream=stream,
-        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+        include_usage=include_usage,
         mode=mode,
         rag=rag,
-        session=session if isinstance(session, str) and session else None,
-        user=user if isinstance(user, str) and user else None,
+        session=session,
+        user=user,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from bonsai.config import TeacherConfig
 from bonsai.errors import BonsaiError
+from bonsai.util.text import redact_url
 
 BACKENDS: tuple[str, ...] = ("openai", "local", "template")
 LANGUAGE_POLICIES: tuple[str, ...] = ("en", "record")
@@ -125,5 +126,8 @@ class TeachArgs:
         return cls(dataset=dataset, **values)
 
     def settings(self) -> dict[str, Any]:
-        """The settings as plain values, for the run's manifest (never an API key)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The settings as plain values, for the run's manifest and the database (never an API
+        key, nor credentials written into the URL)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["base_url"] = redact_url(self.base_url)
+        return values

@@ -13,6 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from bonsai.config import GardenConfig
 from bonsai.errors import BonsaiError
@@ -20,6 +21,7 @@ from bonsai.records import Record
 from bonsai.teach.args import TeachArgs
 from bonsai.teach.compose import VERSION as COMPOSE_VERSION
 from bonsai.teach.compose import compose_reasoning
+from bonsai.util.text import redact_secrets
 
 
 @dataclass
@@ -58,6 +60,8 @@ class TeacherError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
+        # A message may quote the endpoint (a connection error names it), credentials and all.
+        message = redact_secrets(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -115,6 +119,15 @@ class TemplateTeacher:
 
 
 # -- openai ---------------------------------------------------------------------------------------
+
+
+def split_query(base_url: str | None) -> tuple[str | None, dict[str, str]]:
+    """The endpoint without its query, and the query's parameters (``?key=…`` for servers that
+    take the key that way), which the client then sends with every request."""
+    if not base_url or "?" not in base_url:
+        return base_url, {}
+    endpoint, _, query = base_url.partition("?")
+    return endpoint, dict(parse_qsl(query, keep_blank_values=True))
 
 
 def _server_message(exc: Any) -> str:
@@ -195,8 +208,13 @@ class OpenAITeacher:
         self.max_tokens = max_tokens
         self.temperature: float | None = temperature
         self._token_param = "max_tokens"
+        endpoint, query = split_query(base_url)
         self.client = AsyncOpenAI(
-            base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout
+            base_url=endpoint,
+            api_key=api_key,
+            max_retries=0,
+            timeout=timeout,
+            default_query=query or None,
         )
 
     def _params(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from bonsai.teach.cache import CacheEntry, CallLog, TeachCache, cache_key
 from bonsai.teach.templates import Template, TemplateSet, reasoning_language
 from bonsai.teach.validate import validate
 from bonsai.util.atomic import atomic_write_json
+from bonsai.util.text import redact_url
 
 CONTENT_FIELDS = ("instruction", "input", "output", "category", "language")
 """What a reasoning depends on: a record whose content changed mid-run is not overwritten."""
@@ -402,7 +403,7 @@ class TeachRun:
         raise AssertionError("unreachable: the last retry raises")
 
     def _fatal(self, error: TeacherError) -> _Fatal:
-        where = getattr(self.teacher, "base_url", None) or "the default OpenAI endpoint"
+        where = redact_url(getattr(self.teacher, "base_url", None)) or "the default OpenAI endpoint"
         model = self.teacher.model
         if error.kind == "auth":
             env = self.args.api_key_env
@@ -478,7 +479,7 @@ class TeachRun:
         summary = self.summary
         run_dir = self.garden.runs_dir / self.run_id
         summary.manifest = run_dir / "manifest.json"
-        base_url = getattr(self.teacher, "base_url", None)
+        base_url = redact_url(getattr(self.teacher, "base_url", None))
         manifest = {
             "kind": "teach",
             "run_id": self.run_id,

@@ -224,29 +224,44 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def runs_table(all_runs: Sequence[Run]) -> Table:
-    table = Table(title="Training runs", title_justify="left")
-    for column in ("run", "dataset", "layout", "status", "steps", "val loss", "best", "parent"):
-        table.add_column(
-            column,
-            justify="right" if column in ("steps", "val loss", "best") else "left",
-            no_wrap=column in ("run", "parent"),
-        )
+PROMOTED_MARK = "*"
+
+
+def runs_table(all_runs: Sequence[Run], promoted: str | None = None) -> Table:
+    """One line per run, narrow enough for 80 columns (the run id names the dataset; `bonsai
+    runs ID` shows the layout and the rest); ``promoted`` (a run id) is marked."""
+    from bonsai.util.text import shown
+
+    table = Table(title="Training runs", title_justify="left", box=None, header_style="bold")
+    table.add_column("run", no_wrap=True)
+    table.add_column("status", no_wrap=True, overflow="ellipsis")
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("loss", justify="right", no_wrap=True)
+    table.add_column("parent", no_wrap=True, overflow="ellipsis")
     for run in all_runs:
         summary = run.manifest.get("summary") or {}
         steps = f"{summary.get('steps', 0)}/{run.manifest.get('total_steps', '?')}"
         shard = run.manifest.get("shard")
+        mark = PROMOTED_MARK if run.id == promoted else " "
         table.add_row(
-            run.id,
-            run.dataset + (f" #{shard}" if shard is not None else ""),
-            str(run.manifest.get("layout", "")),
+            f"{mark} {shown(run.id)}" + (f" #{shard}" if shard is not None else ""),
             run.status + (" (stale)" if run.status == "running" and not run.is_live() else ""),
             steps,
             _fmt(summary.get("val_loss")),
-            _fmt(summary.get("best_val_loss")),
-            run.parent or "",
+            shown(_short_id(run.parent)),
         )
+    if promoted:
+        table.caption = f"{PROMOTED_MARK} promoted: chat and serve use it by default"
+        table.caption_justify = "left"
     return table
+
+
+def _short_id(run_id: str | None) -> str:
+    """A run id by its date and time (a unique start `bonsai runs` accepts), or ''."""
+    if not run_id:
+        return ""
+    parts = run_id.split("-")
+    return "-".join(parts[:2]) if len(parts) > 2 and parts[0].isdigit() else run_id
 
 
 def epoch_step_downs(entries: Sequence[dict[str, Any]]) -> list[tuple[int, float, float]]:
@@ -266,13 +281,16 @@ def epoch_step_downs(entries: Sequence[dict[str, Any]]) -> list[tuple[int, float
     return out
 
 
-def show_run(run: Run, entries: Sequence[dict[str, Any]], console: Console) -> None:
+def show_run(
+    run: Run, entries: Sequence[dict[str, Any]], console: Console, *, promoted: bool = False
+) -> None:
     """A summary of one run: settings, data, losses, per category, warnings, files."""
     m = run.manifest
     summary = m.get("summary") or {}
     args = m.get("args", {})
     data = m.get("data", {})
-    console.print(f"[bold]{run.id}[/]  {run.status}  ({run.dir})")
+    mark = "  [bold]promoted[/] (chat and serve use it)" if promoted else ""
+    console.print(f"[bold]{escape(run.id)}[/]  {run.status}{mark}  ({escape(str(run.dir))})")
     shard = f" shard {m['shard']}" if m.get("shard") is not None else ""
     console.print(
         f"  dataset {escape(run.dataset)}{shard}, layout {m.get('layout')}, base model "

@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from bonsai.db import transaction  # noqa: E402
 from bonsai.garden import Garden  # noqa: E402
 from bonsai.rag import index, retrieve  # noqa: E402
-from bonsai.rag.centering import _detokenise_en, _detokenise_ja  # noqa: E402
+from bonsai.rag.centering import detokenise_en, detokenise_ja  # noqa: E402
 from bonsai.rag.chunking import Chunk  # noqa: E402
 from bonsai.rag.embed import PREFERENCE, is_available, load_encoder  # noqa: E402
 from bonsai.rag.notes import add_dataset, add_paths  # noqa: E402
@@ -179,7 +179,7 @@ def enja_passages(folder: Path) -> tuple[dict[str, str], list[dict]]:
     for split in ("test", "dev"):
         en = (folder / f"{split}.en").read_text(encoding="utf-8").splitlines()
         ja = (folder / f"{split}.ja").read_text(encoding="utf-8").splitlines()
-        pairs += [(_detokenise_en(e), _detokenise_ja(j)) for e, j in zip(en, ja, strict=True)]
+        pairs += [(detokenise_en(e), detokenise_ja(j)) for e, j in zip(en, ja, strict=True)]
     files: dict[str, str] = {}
     queries = []
     for g in range(len(pairs) // ENJA_GROUP):

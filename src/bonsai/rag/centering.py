@@ -101,7 +101,8 @@ def load_means(model: str) -> LanguageMeans | None:
 # -- building -----------------------------------------------------------------------------------
 
 
-def _detokenise_en(line: str) -> str:
+def detokenise_en(line: str) -> str:
+    """A line of the tokenised English of ``enja-pairs`` as ordinary text."""
     import re
 
     text = re.sub(r" '(t|s|re|ve|ll|d|m)\b", r"'\1", line.strip())
@@ -110,7 +111,8 @@ def _detokenise_en(line: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _detokenise_ja(line: str) -> str:
+def detokenise_ja(line: str) -> str:
+    """A line of the word-split Japanese of ``enja-pairs`` as ordinary text."""
     import re
 
     # The corpus puts a space between Japanese words; one is kept only between ASCII words.
@@ -129,8 +131,8 @@ def general_sentences(shared_data: Path, per_language: int, seed: int = 0) -> di
     zh_path = _data_file("zh-sentences", ".txt")
     zh = [s for s in zh_path.read_text(encoding="utf-8").splitlines() if s.strip()]
     return {
-        "latin": [_detokenise_en(en[i]) for i in order[:per_language]],
-        "ja": [_detokenise_ja(ja[i]) for i in order[per_language : 2 * per_language]],
+        "latin": [detokenise_en(en[i]) for i in order[:per_language]],
+        "ja": [detokenise_ja(ja[i]) for i in order[per_language : 2 * per_language]],
         "zh": zh[:per_language],
     }
 

@@ -58,10 +58,10 @@ if TYPE_CHECKING:
 
 MODES = ("hybrid", "bm25", "dense")
 RRF_K = 60
-HEADING_WORDS = " — "
-"""How a heading path reads in prompt text: "Feeding log — Water" (in citations it is " > ")."""
 """The constant of reciprocal rank fusion: large enough that rank 1 and rank 2 score alike, so
 agreement between the two retrievers outweighs one retriever's certainty."""
+HEADING_WORDS = " — "
+"""How a heading path reads in prompt text: "Feeding log — Water" (in citations it is " > ")."""
 
 
 @dataclass

@@ -295,6 +295,8 @@ class DenseIndex:
         return [int(i) for i in self.chunk_ids[top[order]]]
 
 
+LANGUAGE_SAMPLE = 200
+"""Characters of a chunk that decide its language: enough to tell the script of a paragraph."""
 _language_cache: dict[str, str] = {}
 """content hash → language: the text of a hash never changes, so a reload detects only new ones."""
 
@@ -327,7 +329,8 @@ def _chunk_languages(conn: sqlite3.Connection, hashes: list[str]) -> list[str]:
     for start in range(0, len(missing), 500):
         part = missing[start : start + 500]
         rows = conn.execute(
-            "SELECT content_hash, text FROM knowledge_chunks WHERE content_hash IN"
+            f"SELECT content_hash, substr(text, 1, {LANGUAGE_SAMPLE}) FROM knowledge_chunks"
+            " WHERE content_hash IN"
             f" ({', '.join('?' * len(part))})",
             part,
         )

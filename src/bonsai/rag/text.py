@@ -126,6 +126,7 @@ _KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff]")
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 _HANGUL = re.compile("[\uac00-\ud7af]")
 _LATIN_WORD = re.compile(r"[^\W\d_]+")
+_ASCII_LETTER = re.compile("[A-Za-z]")
 
 
 def language_of(text: str) -> str:
@@ -137,6 +138,8 @@ def language_of(text: str) -> str:
     Japanese is Han characters with kana; Han without any kana is taken as Chinese. Cheap enough
     to run on every chunk when the dense index loads.
     """
+    if text.isascii():  # most English chunks: no need to count anything
+        return "latin" if _ASCII_LETTER.search(text) else ""
     kana = len(_KANA.findall(text))
     han = len(_HAN.findall(text))
     hangul = len(_HANGUL.findall(text))

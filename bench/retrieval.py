@@ -1,6 +1,6 @@
-"""Retrieval benchmark: recall@5 on the Alpaca seed tasks (English and Japanese) and latency.
+"""Retrieval benchmark: recall@5 in the same language and across languages, and latency.
 
-    .venv/bin/python bench/retrieval.py [--models NAME,NAME] [--big 100000]
+    .venv/bin/python bench/retrieval.py [--models NAME,NAME] [--big 100000] [--quick]
 
 What it does, in one run:
 
@@ -10,7 +10,15 @@ What it does, in one run:
 2. Recall@5 of the paraphrased queries in bench/data/retrieval_queries.json (English queries
    for English tasks, Japanese for Japanese ones): BM25 alone, dense alone and hybrid, per
    language and per model. A query counts as found when its task, in the query's language, is
-   among the first five hits of all 350 chunks.
+   among the first five hits of the whole index.
+2b. Cross-lingual recall@5, in the same index. (a) Parallel sentences from the Tanaka corpus
+   (../shared/data/enja-pairs, test and dev: 1,000 pairs never used to build the language means
+   of :mod:`bonsai.rag.centering`) are grouped four by four into 250 passages; every other
+   passage is indexed in Japanese, the rest in English, and each is searched for with one of its
+   sentences in the other language. (b) The bundled sample notes, searched with the hand-written
+   English, Japanese and Chinese questions of bench/data/notes_queries.json, each marked same- or
+   cross-language. ``recall5_same`` is over the seed-task queries and the notes' same-language
+   questions; ``recall5_cross`` over the enja passages and the notes' cross-language questions.
 3. Latency of ``retrieve(..., mode="hybrid")`` (query encoding included) at 1k and at 100k
    chunks, p50/p95 over every query, with the default model; query encoding, BM25 and the dense
    product are also timed on their own. The chunks beyond the seed tasks are synthetic filler:
@@ -21,6 +29,7 @@ What it does, in one run:
    are embedded for real. Recall at 100k is printed too (BM25 then competes with the filler;
    the dense side does not, as random vectors are far from any real one).
 
+``--quick`` measures recall with the default model only and skips the latency runs.
 Skips (exit 0, with a message) when the shared data is absent.
 """
 
@@ -46,14 +55,18 @@ sys.path.insert(0, str(ROOT / "src"))
 from bonsai.db import transaction  # noqa: E402
 from bonsai.garden import Garden  # noqa: E402
 from bonsai.rag import index, retrieve  # noqa: E402
+from bonsai.rag.centering import detokenise_en, detokenise_ja  # noqa: E402
 from bonsai.rag.chunking import Chunk  # noqa: E402
 from bonsai.rag.embed import PREFERENCE, is_available, load_encoder  # noqa: E402
-from bonsai.rag.notes import add_dataset  # noqa: E402
+from bonsai.rag.notes import add_dataset, add_paths  # noqa: E402
 from bonsai.records import Record  # noqa: E402
+from bonsai.sample import notes_dir  # noqa: E402
 from bonsai.store import Change, RecordStore  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("BONSAI_SHARED_DATA", ROOT.parent / "shared" / "data"))
 QUERIES = ROOT / "bench" / "data" / "retrieval_queries.json"
+NOTES_QUERIES = ROOT / "bench" / "data" / "notes_queries.json"
+ENJA_GROUP = 4
 DATASETS = {"en": "seed-en", "ja": "seed-ja"}
 MODES = ("bm25", "dense", "hybrid")
 K = 5
@@ -157,6 +170,61 @@ def add_filler(garden: Garden, n: int, models: list[str], english, chain, start:
                 index.store_vectors(conn, encoder.name, hashes, vectors)
 
 
+# -- cross-lingual sets --------------------------------------------------------------------------
+
+
+def enja_passages(folder: Path) -> tuple[dict[str, str], list[dict]]:
+    """(file name → passage text, queries) from the enja test and dev pairs (see the docstring)."""
+    pairs = []
+    for split in ("test", "dev"):
+        en = (folder / f"{split}.en").read_text(encoding="utf-8").splitlines()
+        ja = (folder / f"{split}.ja").read_text(encoding="utf-8").splitlines()
+        pairs += [(detokenise_en(e), detokenise_ja(j)) for e, j in zip(en, ja, strict=True)]
+    files: dict[str, str] = {}
+    queries = []
+    for g in range(len(pairs) // ENJA_GROUP):
+        group = pairs[g * ENJA_GROUP : (g + 1) * ENJA_GROUP]
+        indexed = "ja" if g % 2 == 0 else "en"
+        name = f"enja-{g:03d}-{indexed}.txt"
+        files[name] = (
+            "".join(j for _, j in group) if indexed == "ja" else " ".join(e for e, _ in group)
+        )
+        # The query is the sentence with the most words, in the other language.
+        best = max(group, key=lambda pair: len(pair[0].split()))
+        query = best[0] if indexed == "ja" else best[1]
+        queries.append({"query": query, "lang": "en" if indexed == "ja" else "ja", "file": name})
+    return files, queries
+
+
+def found(hits, targets: set[tuple[str, str]]) -> bool:
+    """Whether a hit is in one of the target (file name, heading) sections ("" heading: any)."""
+    for hit in hits:
+        name = hit.source.rsplit("/", 1)[-1]
+        if (name, hit.heading) in targets or (name, "") in targets:
+            return True
+    return False
+
+
+def cross_recall(garden: Garden, enja: list[dict], notes: list[dict], encoder, modes=MODES):
+    """(set, mode) → (found, asked) for the enja passages and the notes' same/cross questions."""
+    sets = {
+        "enja_cross": [(q["query"], {(q["file"], "")}) for q in enja],
+        "notes_same": [
+            (q["query"], {tuple(t) for t in q["targets"]}) for q in notes if not q["cross"]
+        ],
+        "notes_cross": [
+            (q["query"], {tuple(t) for t in q["targets"]}) for q in notes if q["cross"]
+        ],
+    }
+    out = {}
+    for name, items in sets.items():
+        for mode in modes:
+            hits = [retrieve(garden, query, K, mode=mode, encoder=encoder) for query, _ in items]
+            hit_count = sum(found(h, t) for h, (_, t) in zip(hits, items, strict=True))
+            out[(name, mode)] = (hit_count, len(items))
+    return out
+
+
 # -- measuring ----------------------------------------------------------------------------------
 
 
@@ -224,18 +292,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated embedding models to compare")
     parser.add_argument("--big", type=int, default=100_000, help="chunks in the large index")
+    parser.add_argument(
+        "--quick", action="store_true", help="recall with the default model only, no latency"
+    )
     args = parser.parse_args()
 
     seed_dir = SHARED_DATA / "alpaca-seed"
-    if not (seed_dir / "seed_tasks.jsonl").exists():
-        print(f"skipped: shared data not present ({seed_dir})")
-        return 0
+    enja_dir = SHARED_DATA / "enja-pairs"
+    for needed in (seed_dir / "seed_tasks.jsonl", enja_dir / "test.en"):
+        if not needed.exists():
+            print(f"skipped: shared data not present ({needed.parent})")
+            return 0
     models = args.models.split(",") if args.models else [m for m in PREFERENCE if is_available(m)]
+    models = models[:1] if args.quick else models
     primary = models[0]
     queries = json.loads(QUERIES.read_text(encoding="utf-8"))
     queries = {lang: queries[lang] for lang in DATASETS}
+    notes_queries = json.loads(NOTES_QUERIES.read_text(encoding="utf-8"))["queries"]
+    enja_files, enja_queries = enja_passages(enja_dir)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-    print(f"queries: {len(queries['en'])} en, {len(queries['ja'])} ja; models: {', '.join(models)}")
+    print(
+        f"queries: {len(queries['en'])} en, {len(queries['ja'])} ja (seed tasks);"
+        f" {len(enja_queries)} enja cross-lingual; {len(notes_queries)} on the sample notes"
+        f" ({sum(q['cross'] for q in notes_queries)} cross-lingual); models: {', '.join(models)}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         garden = Garden.init(Path(tmp) / "garden")
@@ -246,8 +326,13 @@ def main() -> int:
             )
             changes = [Change(None, r) for r in load_seeds(path, lang)]
             store.apply(name, changes, kind="import", description=f"bench: {path.name}")
+        enja_folder = Path(tmp) / "enja"
+        enja_folder.mkdir()
+        for file_name, text in enja_files.items():
+            (enja_folder / file_name).write_text(text + "\n", encoding="utf-8")
 
         results: dict[str, dict] = {}
+        crossed: dict[str, dict] = {}
         for model in models:
             t = time.perf_counter()
             encoder = load_encoder(model)
@@ -256,52 +341,93 @@ def main() -> int:
             embedded = sum(
                 add_dataset(garden, n, encoder=encoder).embedded for n in DATASETS.values()
             )
+            embedded += add_paths(garden, [enja_folder, notes_dir()], encoder=encoder).embedded
             embed_s = time.perf_counter() - t
             results[model] = recall(garden, queries, encoder)
+            crossed[model] = cross_recall(garden, enja_queries, notes_queries, encoder)
             print(
                 f"\n{model}: loaded in {load_s:.1f} s; embedded {embedded} chunks in"
                 f" {embed_s:.1f} s ({embedded / embed_s:.1f} chunks/s)"
             )
             for lang in DATASETS:
                 row = "  ".join(f"{m} {results[model][(lang, m)]:.3f}" for m in MODES)
-                print(f"  recall@5 {lang}: {row}")
+                print(f"  recall@5 seed {lang}:    {row}")
+            for name in ("notes_same", "enja_cross", "notes_cross"):
+                row = "  ".join(
+                    f"{m} {crossed[model][(name, m)][0]}/{crossed[model][(name, m)][1]}"
+                    for m in MODES
+                )
+                print(f"  recall@5 {name}: {row}")
 
-        encoder = load_encoder(primary)
-        all_queries = [q["query"] for lang in DATASETS for q in queries[lang]]
-        english, chain = english_sentences(SHARED_DATA), None
-        ja_texts = [
-            f"{r.instruction}{r.input}{r.output}"
-            for r in load_seeds(seed_dir / "seed_tasks_jp_cleaned.jsonl", "ja")
-        ]
-        chain = CharChain(ja_texts)
-        real = 2 * 175
-        print(f"\nlatency with {primary} (hybrid = encode + BM25 + dense + fetch):")
-        t = time.perf_counter()
-        add_filler(garden, 1000 - real, [primary], english, chain, start=1)
-        print(f"  built the 1k index in {time.perf_counter() - t:.1f} s")
-        lat_1k = latency(garden, all_queries, encoder)
-        print(fmt_latency("1k", lat_1k))
-        t = time.perf_counter()
-        add_filler(garden, args.big - 1000, [primary], english, chain, start=10_000_000)
-        chunks = garden.db.execute("SELECT COUNT(*) FROM knowledge_chunks").fetchone()[0]
-        print(f"  built the {chunks}-chunk index in {time.perf_counter() - t:.1f} s")
-        lat_big = latency(garden, all_queries, encoder)
-        print(fmt_latency("big", lat_big))
-        big_recall = recall(garden, queries, encoder, modes=("bm25", "hybrid"))
-        row = "  ".join(f"{k[0]} {k[1]} {v:.3f}" for k, v in big_recall.items())
-        print(f"  recall@5 at {chunks} chunks: {row}")
+        fields = same_and_cross(results[primary], crossed[primary], queries)
+        if not args.quick:
+            fields |= latency_runs(garden, primary, queries, seed_dir, args.big)
+    for model in models:
+        key = model.replace("-", "_")
+        for mode in ("dense", "hybrid"):
+            for lang in DATASETS:
+                fields[f"recall5_{lang}_{mode}_{key}"] = results[model][(lang, mode)]
+            fields[f"recall5_cross_{mode}_{key}"] = same_and_cross(
+                results[model], crossed[model], queries, mode
+            )["recall5_cross"]
+    print(f"\nmodel={primary}")
+    print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in fields.items()))
+    return 0
 
-    best = results[primary]
+
+def same_and_cross(seed: dict, cross: dict, queries: dict, mode: str = "hybrid") -> dict:
+    """The headline figures of one model and mode: same-language and cross-lingual recall@5."""
+    same_found = sum(seed[(lang, mode)] * len(queries[lang]) for lang in DATASETS)
+    same_found += cross[("notes_same", mode)][0]
+    same_asked = sum(len(queries[lang]) for lang in DATASETS) + cross[("notes_same", mode)][1]
+    cross_found = cross[("enja_cross", mode)][0] + cross[("notes_cross", mode)][0]
+    cross_asked = cross[("enja_cross", mode)][1] + cross[("notes_cross", mode)][1]
     n_en, n_ja = len(queries["en"]), len(queries["ja"])
-    hybrid_all = (best[("en", "hybrid")] * n_en + best[("ja", "hybrid")] * n_ja) / (n_en + n_ja)
-    fields = {
+    return {
+        "recall5_same": same_found / same_asked,
+        "recall5_cross": cross_found / cross_asked,
+        "recall5_cross_enja": cross[("enja_cross", mode)][0] / cross[("enja_cross", mode)][1],
+        "recall5_cross_notes": cross[("notes_cross", mode)][0] / cross[("notes_cross", mode)][1],
+        "recall5_same_notes": cross[("notes_same", mode)][0] / cross[("notes_same", mode)][1],
+        "recall5_en": seed[("en", mode)],
+        "recall5_ja": seed[("ja", mode)],
+        "recall5_hybrid": (seed[("en", mode)] * n_en + seed[("ja", mode)] * n_ja) / (n_en + n_ja),
+        "recall5_en_bm25": seed[("en", "bm25")],
+        "recall5_ja_bm25": seed[("ja", "bm25")],
+    }
+
+
+def latency_runs(garden: Garden, primary: str, queries: dict, seed_dir: Path, big: int) -> dict:
+    """Latency at 1k chunks and at ``big`` chunks (filler added to the garden), and recall there."""
+    encoder = load_encoder(primary)
+    all_queries = [q["query"] for lang in DATASETS for q in queries[lang]]
+    english = english_sentences(SHARED_DATA)
+    ja_texts = [
+        f"{r.instruction}{r.input}{r.output}"
+        for r in load_seeds(seed_dir / "seed_tasks_jp_cleaned.jsonl", "ja")
+    ]
+    chain = CharChain(ja_texts)
+    real = garden.db.execute("SELECT COUNT(*) FROM knowledge_chunks").fetchone()[0]
+    print(f"\nlatency with {primary} (hybrid = encode + BM25 + dense + fetch):")
+    t = time.perf_counter()
+    add_filler(garden, 1000 - real, [primary], english, chain, start=1)
+    print(f"  built the 1k index in {time.perf_counter() - t:.1f} s")
+    lat_1k = latency(garden, all_queries, encoder)
+    print(fmt_latency("1k", lat_1k))
+    t = time.perf_counter()
+    add_filler(garden, big - 1000, [primary], english, chain, start=10_000_000)
+    chunks = garden.db.execute("SELECT COUNT(*) FROM knowledge_chunks").fetchone()[0]
+    print(f"  built the {chunks}-chunk index in {time.perf_counter() - t:.1f} s")
+    lat_big = latency(garden, all_queries, encoder)
+    print(fmt_latency("big", lat_big))
+    big_recall = recall(garden, queries, encoder, modes=("bm25", "hybrid"))
+    row = "  ".join(f"{k[0]} {k[1]} {v:.3f}" for k, v in big_recall.items())
+    print(f"  recall@5 at {chunks} chunks: {row}")
+    return {
         "p50_ms_1k": lat_1k["hybrid_p50"],
         "p95_ms_1k": lat_1k["hybrid_p95"],
         "p50_ms_100k": lat_big["hybrid_p50"],
         "p95_ms_100k": lat_big["hybrid_p95"],
-        "recall5_en": best[("en", "hybrid")],
-        "recall5_ja": best[("ja", "hybrid")],
-        "recall5_hybrid": hybrid_all,
         "cpu_p50_ms_100k": lat_big["hybrid_cpu_p50"],
         "cpu_p95_ms_100k": lat_big["hybrid_cpu_p95"],
         "encode_p50_ms": lat_big["encode_p50"],
@@ -309,17 +435,7 @@ def main() -> int:
         "bm25_p95_ms_100k": lat_big["bm25_p95"],
         "dense_p95_ms_100k": lat_big["dense_p95"],
         "load_average": lat_big["load_average"],
-        "recall5_en_bm25": best[("en", "bm25")],
-        "recall5_ja_bm25": best[("ja", "bm25")],
     }
-    for model in models:
-        key = model.replace("-", "_")
-        for lang in DATASETS:
-            for mode in ("dense", "hybrid"):
-                fields[f"recall5_{lang}_{mode}_{key}"] = results[model][(lang, mode)]
-    print(f"\nmodel={primary}")
-    print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in fields.items()))
-    return 0
 
 
 if __name__ == "__main__":

@@ -96,8 +96,7 @@ def test_chat_once_then_logs(cli, tiny_garden: Garden) -> None:
     assert result.exit_code == 0, result.output
     (turn,) = store.list_turns(tiny_garden.db)
     # The answer alone on stdout (control characters shown inert); the rest on stderr.
-    assert result.stdout == terminal_safe(turn.answer) + "
-"
+    assert result.stdout == terminal_safe(turn.answer) + "\n"
     assert f"turn {turn.id}" in result.stderr
     assert turn.settings["generate"]["deterministic"] is True
     table = cli("logs", "--garden", tiny_garden.root)

@@ -223,11 +223,14 @@ def test_adding_a_folder_again_drops_notes_whose_file_is_gone(
     assert retrieve(garden, "litter", k=5, mode="bm25") == []
 
 
-def test_add_is_all_or_nothing(garden: Garden, notes_dir: Path, encoder: CountingEncoder) -> None:
-    (notes_dir / "broken.md").write_bytes("# 猫\n\nよい行\n".encode() + b"\xff\xfe bad\n")
+def test_a_bad_file_named_on_its_own_stops_the_add(
+    garden: Garden, notes_dir: Path, encoder: CountingEncoder
+) -> None:
+    broken = notes_dir / "broken.md"
+    broken.write_bytes("# 猫\n\nよい行\n".encode() + b"\xff\xfe bad\n")
     with pytest.raises(BonsaiError) as err:
-        add_paths(garden, [notes_dir], encoder=encoder)
-    assert err.value.file == notes_dir / "broken.md"
+        add_paths(garden, [notes_dir / "cat.md", broken], encoder=encoder)
+    assert err.value.file == broken
     assert err.value.line == 4
     assert "UTF-8" in str(err.value)
     assert garden.db.execute("SELECT COUNT(*) FROM knowledge_chunks").fetchone()[0] == 0

@@ -153,3 +153,22 @@ def _write(path: Path, data: bytes) -> Path:
 def _mkdir(path: Path) -> Path:
     path.mkdir()
     return path
+
+
+def test_add_names_skipped_links_and_unreadable_files(
+    cli, garden: Garden, notes: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.md"
+    outside.write_text("# Outside\n\nNot part of the notes.\n", encoding="utf-8")
+    (notes / "linked.md").symlink_to(outside)
+    (notes / "latin1.md").write_bytes("# Café\n\ncrème\n".encode("latin-1"))
+    result = cli("notes", "add", notes, "--garden", garden.root)
+    assert result.exit_code == 0, result.output
+    assert "latin1.md: skipped, cannot be read: line 1: not valid UTF-8" in result.stderr
+    assert "linked.md: skipped, a link that leads outside the folder" in result.stderr
+    assert "2 chunk(s) written" in result.stdout
+    (notes / "linked.md").unlink()
+    (notes / "care.md").unlink()
+    again = cli("notes", "add", notes, "--garden", garden.root)
+    assert "removed" in again.stdout and "care.md" in again.stdout
+    assert "linked.md" not in again.stderr

@@ -94,6 +94,10 @@ def add(
             console.print(f"  [red]removed[/]    {shown(source)} (file gone)")
         for source in report.empty:
             print_warning(f"{source}: no text, nothing added")
+        for source, why in report.unreadable:
+            print_warning(f"{source}: skipped, cannot be read: {why}")
+        for source in report.links:
+            print_warning(f"{source}: skipped, a link that leads outside the folder")
         if report.skipped:
             names = ", ".join(report.skipped[:3]) + (" …" if len(report.skipped) > 3 else "")
             console.print(f"  [dim]skipped {len(report.skipped)} other file(s): {shown(names)}[/]")

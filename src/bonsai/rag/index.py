@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bonsai.rag.centering import LanguageMeans, load_means
 from bonsai.rag.chunking import Chunk
-from bonsai.rag.text import index_text, query_terms
+from bonsai.rag.text import index_text, language_of, query_terms
 
 
 @dataclass
@@ -248,12 +249,39 @@ class DenseIndex:
     150 MB: about 10-20 ms on two cores, which keeps hybrid search within its 50 ms budget. (A
     1-bit first pass with exact re-scoring was tried: 4x cheaper, but it lost 15-25% of the exact
     top 5 for the anisotropic E5 vectors, so exact it is.)
+
+    For a multilingual model the matrix is language-centred (:mod:`bonsai.rag.centering`), and
+    queries must go through :meth:`query_vector` first.
     """
 
     model: str
     generation: int
     chunk_ids: np.ndarray
     matrix: np.ndarray
+    languages: np.ndarray | None = None
+    """Each chunk's language (:func:`~bonsai.rag.text.language_of`), in the order of the ids."""
+    means: LanguageMeans | None = None
+    """The language means the matrix was centred with (None: not centred)."""
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether scores are comparable across languages (the vectors are centred)."""
+        return self.means is not None
+
+    def query_vector(self, vector: np.ndarray, query: str) -> np.ndarray:
+        """The encoder's query vector, in the space of this index's matrix."""
+        if self.means is None:
+            return np.asarray(vector, dtype=np.float32)
+        return self.means.center_query(vector, language_of(query))
+
+    def language(self, chunk_id: int) -> str | None:
+        """The language of a chunk in this index (None if it has no vector here)."""
+        if self.languages is None:
+            return None
+        pos = int(np.searchsorted(self.chunk_ids, chunk_id))
+        if pos < len(self.chunk_ids) and self.chunk_ids[pos] == chunk_id:
+            return str(self.languages[pos])
+        return None
 
     def search(self, query_vector: np.ndarray, limit: int) -> list[int]:
         """Chunk ids of the ``limit`` highest cosine similarities, best first."""
@@ -267,12 +295,18 @@ class DenseIndex:
         return [int(i) for i in self.chunk_ids[top[order]]]
 
 
+LANGUAGE_SAMPLE = 200
+"""Characters of a chunk that decide its language: enough to tell the script of a paragraph."""
+_language_cache: dict[str, str] = {}
+"""content hash → language: the text of a hash never changes, so a reload detects only new ones."""
+
+
 def load_dense_index(conn: sqlite3.Connection, model: str) -> DenseIndex:
     gen = generation(conn)
     # Walk this model's vectors and find their chunks through the hash index: one pass over the
     # vectors, rather than one vector lookup per chunk.
     rows = conn.execute(
-        "SELECT c.id, e.vector, e.dim FROM knowledge_embeddings e"
+        "SELECT c.id, e.vector, e.dim, c.content_hash FROM knowledge_embeddings e"
         " JOIN knowledge_chunks c ON c.content_hash = e.content_hash WHERE e.model = ?",
         (model,),
     ).fetchall()
@@ -282,7 +316,26 @@ def load_dense_index(conn: sqlite3.Connection, model: str) -> DenseIndex:
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
     order = np.argsort(ids)
-    return DenseIndex(model, gen, ids[order], np.ascontiguousarray(matrix[order]))
+    ids, matrix = ids[order], matrix[order]
+    means = load_means(model)
+    if means is None:
+        return DenseIndex(model, gen, ids, np.ascontiguousarray(matrix))
+    languages = np.array(_chunk_languages(conn, [rows[i][3] for i in order]))
+    return DenseIndex(model, gen, ids, means.center_passages(matrix, languages), languages, means)
+
+
+def _chunk_languages(conn: sqlite3.Connection, hashes: list[str]) -> list[str]:
+    missing = [h for h in dict.fromkeys(hashes) if h not in _language_cache]
+    for start in range(0, len(missing), 500):
+        part = missing[start : start + 500]
+        rows = conn.execute(
+            f"SELECT content_hash, substr(text, 1, {LANGUAGE_SAMPLE}) FROM knowledge_chunks"
+            " WHERE content_hash IN"
+            f" ({', '.join('?' * len(part))})",
+            part,
+        )
+        _language_cache.update((h, language_of(text)) for h, text in rows)
+    return [_language_cache.get(h, "") for h in hashes]
 
 
 _dense_cache: dict[tuple[str, str], DenseIndex] = {}

@@ -2,14 +2,16 @@
 
 ``add_paths`` and ``add_dataset`` plan every document first (read, check, chunk), embed only the
 chunk texts that have no vector yet for the model, then write everything in one transaction: a
-bad file anywhere stops the whole add before anything is written, and re-adding unchanged files
-writes and embeds nothing. A changed document's chunks are replaced as a whole; paragraphs that
-did not change keep their vectors (vectors are keyed by content hash).
+bad file named on its own stops the whole add before anything is written (one found in a folder
+is reported and left out), and re-adding unchanged files writes and embeds nothing. A folder's
+walk never leaves the folder through a symbolic link. A changed document's chunks are replaced
+as a whole; paragraphs that did not change keep their vectors (vectors are keyed by content hash).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 import time
@@ -59,6 +61,10 @@ class AddReport:
     """Files with no text (nothing to store)."""
     removed: list[str] = field(default_factory=list)
     """Notes whose file is gone from a folder that was added again."""
+    links: list[str] = field(default_factory=list)
+    """Symbolic links in the folders that lead outside them: not followed, nothing added."""
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """(source, why) of files in the folders that could not be read: left out."""
     chunks: int = 0
     """Chunks written (of added and updated documents)."""
     embedded: int = 0
@@ -78,33 +84,64 @@ def source_for(garden: Garden, path: Path) -> str:
         return path.as_posix()
 
 
-def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
-    """(files to read, files skipped) for files and folders (searched recursively)."""
-    files: list[Path] = []
-    skipped: list[Path] = []
+@dataclass
+class Collected:
+    """What a walk over the files and folders given found."""
+
+    files: list[Path] = field(default_factory=list)
+    """Markdown and text files to read."""
+    skipped: list[Path] = field(default_factory=list)
+    """Other files in the folders (not markdown or text)."""
+    links: list[Path] = field(default_factory=list)
+    """Symbolic links in the folders that lead out of the folder (or nowhere): not followed."""
+
+
+def collect_files(paths: Iterable[str | Path]) -> Collected:
+    """The files of the files and folders given (folders searched recursively).
+
+    A folder's walk stays inside the folder: a symbolic link in it (to a file or a folder) is
+    followed only when its target lies inside the same folder, and the others are listed in
+    :attr:`Collected.links`. A file named on its own is taken as it is, link or not.
+    """
+    found = Collected()
     for given in paths:
         path = Path(given).expanduser()
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise BonsaiError("no such file or folder", file=path)
         if path.is_dir():
-            found = []
-            for item in sorted(path.rglob("*")):
-                if not item.is_file() or any(
-                    part.startswith(".") for part in item.relative_to(path).parts
-                ):
-                    continue
-                (found if item.suffix.lower() in TEXT_SUFFIXES else skipped).append(item)
-            if not found:
+            before = len(found.files)
+            _walk(path, found)
+            if len(found.files) == before:
                 raise BonsaiError(
                     "no markdown or text files in this folder",
                     file=path,
                     hint=f"notes are files ending in {', '.join(sorted(TEXT_SUFFIXES))}",
                 )
-            files.extend(found)
+        elif path.exists():
+            found.files.append(path)
         else:
-            files.append(path)
-    unique = list({p.resolve(): p for p in files}.values())
-    return unique, skipped
+            raise BonsaiError("a link to nothing", file=path)
+    found.files = list({p.resolve(): p for p in found.files}.values())
+    return found
+
+
+def _walk(folder: Path, found: Collected) -> None:
+    root = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(folder):  # never follows links to folders
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in [d for d in dirnames if (here / d).is_symlink()]:
+            found.links.append(here / name)  # a linked folder: not entered
+        for name in sorted(filenames):
+            item = here / name
+            if name.startswith("."):
+                continue
+            if item.is_symlink():
+                target = item.resolve()
+                if not target.is_file() or not target.is_relative_to(root):
+                    found.links.append(item)
+                    continue
+            (found.files if item.suffix.lower() in TEXT_SUFFIXES else found.skipped).append(item)
 
 
 def read_text(path: Path) -> str:
@@ -172,21 +209,51 @@ def add_paths(
     config: ChunkConfig | None = None,
     progress: Progress | None = None,
 ) -> AddReport:
-    """Add (or refresh) markdown/text files and folders. All or nothing."""
+    """Add (or refresh) markdown/text files and folders.
+
+    A file named on its own that cannot be read stops the add before anything is written. In a
+    folder, such a file (no permission, not UTF-8, binary) is reported in
+    :attr:`AddReport.unreadable` and left out, and the rest is added; links out of the folder
+    are reported in :attr:`AddReport.links` and not followed. Adding a folder again also drops
+    the notes under it whose files are no longer found there.
+    """
     config = config or ChunkConfig()
-    files, skipped = collect_files(paths)
-    planned = [plan_file(garden, path, config) for path in files]
-    report = AddReport(skipped=[source_for(garden, p) for p in skipped])
-    # Adding a folder again brings the knowledge base in line with it: notes whose file is
-    # gone from the folder go too.
+    found = collect_files(paths)
+    named = {Path(p).expanduser().resolve() for p in paths if not Path(p).expanduser().is_dir()}
+    report = AddReport(
+        skipped=[source_for(garden, p) for p in found.skipped],
+        links=[_link_label(garden, p) for p in found.links],
+    )
+    planned = []
+    kept: set[str] = set()
+    for path in found.files:
+        try:
+            planned.append(plan_file(garden, path, config))
+        except BonsaiError as exc:
+            if path.resolve() in named:
+                raise
+            where = f"line {exc.line}: " if exc.line else ""
+            report.unreadable.append((source_for(garden, path), where + exc.message))
+            kept.add(source_for(garden, path))  # what was stored of it stays as it was
+    # Adding a folder again brings the knowledge base in line with it: notes under the folder
+    # that this walk did not find (file deleted, renamed, or now a link out) go too.
+    found_now = {doc.source for doc in planned} | kept
     stored = index.document_hashes(garden.db)
     for folder in (Path(p).expanduser() for p in paths):
         if folder.is_dir():
             prefix = source_for(garden, folder) + "/"
-            report.removed.extend(
-                s for s in stored if s.startswith(prefix) and not _source_path(garden, s).exists()
-            )
+            report.removed.extend(s for s in stored if s.startswith(prefix) and s not in found_now)
+    report.removed = list(dict.fromkeys(report.removed))
     return _apply(garden, planned, encoder, progress, report)
+
+
+def _link_label(garden: Garden, link: Path) -> str:
+    """A skipped link as the person sees it: where it is, not where it points."""
+    absolute = link.parent.resolve() / link.name
+    try:
+        return absolute.relative_to(garden.root.resolve()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
 
 
 def _source_path(garden: Garden, source: str) -> Path:

@@ -2,13 +2,16 @@
 
 The API other stages call::
 
-    from bonsai.rag import retrieve, format_citation, format_context
+    from bonsai.rag import format_citation, format_context, prompt_passages, retrieve
 
     hits = retrieve(garden, "猫のトイレ掃除の頻度", k=5)
     for hit in hits:
         print(format_citation(hit), hit.score, hit.bm25_rank, hit.dense_rank)
         print(hit.text)
     prompt_context = format_context(hits)   # numbered blocks "[1] source > heading\\ntext"
+    for p in prompt_passages(hits, max_chars=1600):
+        p.text    # clean text for the model's prompt: heading path in words, then the chunk
+        p.label   # the source to show a person: "notes/cat.md > Litter box"
 
 ``retrieve(garden, query, k=5, *, mode="hybrid", encoder=None, candidates=50) -> list[Hit]``
 
@@ -24,22 +27,31 @@ The API other stages call::
 A :class:`Hit` carries the chunk text, its source (a file path, relative to the garden when it
 lies inside it, or ``dataset:NAME#RECORD_ID``), heading, fused score and the 1-based rank each
 retriever gave it (``None`` where that retriever did not return it). Answers cite sources with
-:func:`format_citation`.
+:func:`format_citation`. A prompt takes :func:`prompt_passages`: text without file paths, whose
+sources the interface shows apart.
+
+Across languages: with a multilingual model the dense side is language-centred (see
+:mod:`bonsai.rag.centering`), so an English question can rank a Japanese chunk first; and BM25,
+which cannot match a chunk in a script the query has no words of, abstains on such chunks among
+the dense side's first ⌈k/2⌉ instead of counting against them (see :func:`fuse`).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bonsai.rag import index
+from bonsai.rag.chunking import HEADING_SEPARATOR
 from bonsai.rag.embed import Encoder, default_model_name, load_encoder
+from bonsai.rag.text import language_of, script_of
 
 if TYPE_CHECKING:
     from bonsai.garden import Garden
@@ -48,6 +60,8 @@ MODES = ("hybrid", "bm25", "dense")
 RRF_K = 60
 """The constant of reciprocal rank fusion: large enough that rank 1 and rank 2 score alike, so
 agreement between the two retrievers outweighs one retriever's certainty."""
+HEADING_WORDS = " — "
+"""How a heading path reads in prompt text: "Feeding log — Water" (in citations it is " > ")."""
 
 
 @dataclass
@@ -71,10 +85,99 @@ class Hit:
     kind: str
     """'file' or 'dataset'."""
 
+    @property
+    def prompt_text(self) -> str:
+        """The chunk as the model reads it: its heading path in words, then its text.
+
+        No file path, anchor or record id: those are for the person (:attr:`source_label`).
+        """
+        heading = self.heading.replace(HEADING_SEPARATOR, HEADING_WORDS).strip()
+        text = self.text.strip()
+        return f"{heading}\n{text}" if heading else text
+
+    @property
+    def source_label(self) -> str:
+        """Where the chunk comes from, for display: ``notes/cat.md > Litter box``."""
+        return format_citation(self)
+
+    def passage(self) -> Passage:
+        """This hit as a :class:`Passage`: prompt text and source kept apart."""
+        source, anchor = self.source, ""
+        if self.kind == "dataset":
+            source, _, anchor = self.source.partition("#")
+        return Passage(
+            text=self.prompt_text,
+            source=source,
+            heading=self.heading,
+            chunk_id=self.chunk_id,
+            record_id=anchor or None,
+            label=self.source_label,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["citation"] = format_citation(self)
         return data
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk, split into what goes into the model's prompt and what is shown.
+
+    ``text`` is clean prose (heading path as words, then the chunk); everything else is source
+    metadata for the interface, never for the prompt.
+    """
+
+    text: str
+    """For the prompt: no file paths, anchors or ids."""
+    source: str
+    """The document: a path relative to the garden (absolute for a file outside it) or
+    ``dataset:NAME``."""
+    heading: str
+    """Headings above the chunk, joined with " > " ("" for none)."""
+    chunk_id: int
+    record_id: str | None
+    """The record's id for a chunk of a dataset, else None."""
+    label: str
+    """The citation to show a person: ``notes/cat.md > Litter box``, ``dataset:cats#r-12``."""
+
+
+def prompt_passages(hits: Sequence[Hit], *, max_chars: int | None = None) -> list[Passage]:
+    """Retrieved chunks as clean prompt text plus separate source metadata, best first.
+
+    ``[p.text for p in prompt_passages(hits)]`` is what a prompt should show the model: each
+    passage is the chunk's heading path in plain words ("Feeding log — Water") and its text,
+    with no file path, anchor or record id, so the model has nothing of the kind to copy into
+    its answer. ``p.label`` (``notes/feeding-log.md > Feeding log > Water``), ``p.source``,
+    ``p.heading``, ``p.chunk_id`` and ``p.record_id`` are for showing and logging sources.
+
+    ``max_chars`` bounds the total length of the texts: passages are kept whole while they fit;
+    the first one that does not is cut at its last sentence end (or line end) within what is
+    left, if that keeps at least 80 characters, and the rest are dropped. How the passages are
+    numbered, labelled or separated in the prompt is the prompt's business, not this function's.
+    """
+    passages: list[Passage] = []
+    left = max_chars
+    for hit in hits:
+        passage = hit.passage()
+        if left is not None and len(passage.text) > left:
+            cut = _cut_at_sentence(passage.text, left)
+            if len(cut) >= MIN_CUT_CHARS:
+                passages.append(replace(passage, text=cut))
+            break
+        passages.append(passage)
+        if left is not None:
+            left -= len(passage.text)
+    return passages
+
+
+MIN_CUT_CHARS = 80
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|[。！？]|\n")
+
+
+def _cut_at_sentence(text: str, limit: int) -> str:
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, limit)]
+    return text[: ends[-1]].strip() if ends else ""
 
 
 def format_citation(hit: Hit) -> str:
@@ -89,8 +192,18 @@ def format_context(hits: Sequence[Hit], *, max_chars: int | None = None) -> str:
     return text if max_chars is None else text[:max_chars]
 
 
-def fuse(rankings: dict[str, Sequence[int]], *, rrf_k: int = RRF_K) -> list[tuple[int, float]]:
+def fuse(
+    rankings: dict[str, Sequence[int]],
+    *,
+    rrf_k: int = RRF_K,
+    abstains: Callable[[str, int], bool] | None = None,
+) -> list[tuple[int, float]]:
     """Reciprocal rank fusion of ranked id lists: (id, score), best first.
+
+    ``abstains(name, id)`` says that retriever ``name`` could not have found ``id`` at all (BM25
+    and a chunk in a script the query has no words of): its absence from that list is then no
+    evidence against the id, and the id's score is the mean contribution of the lists that could
+    judge it, times the number of lists, so that it competes on equal terms.
 
     Ties (equal scores) go to the id with the better single rank, then the smaller id.
     """
@@ -100,6 +213,12 @@ def fuse(rankings: dict[str, Sequence[int]], *, rrf_k: int = RRF_K) -> list[tupl
         for rank, item in enumerate(ranking, 1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (rrf_k + rank)
             best[item] = min(best.get(item, rank), rank)
+    if abstains is not None:
+        members = {name: set(ranking) for name, ranking in rankings.items()}
+        for item in scores:
+            blind = sum(item not in members[name] and abstains(name, item) for name in rankings)
+            if blind:
+                scores[item] *= len(rankings) / (len(rankings) - blind)
     return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
 
 
@@ -134,6 +253,7 @@ def retrieve(
     depth = max(candidates, k)
     rankings: dict[str, list[int]] = {}
     pending: Future[np.ndarray] | None = None
+    dense: index.DenseIndex | None = None
     if mode in ("hybrid", "dense"):
         # The model is only loaded once there are vectors of it to search.
         dense = index.dense_index(conn, encoder.name if encoder else default_model_name())
@@ -143,9 +263,12 @@ def retrieve(
             pending = _encoding_pool().submit(encoder.encode_query, query)
     if mode in ("hybrid", "bm25"):
         rankings["bm25"] = index.bm25_search(conn, query, depth)
-    if pending is not None:
-        rankings["dense"] = dense.search(pending.result(), depth)
-    fused = fuse(rankings, rrf_k=rrf_k)[:k]
+    abstains = None
+    if pending is not None and dense is not None:
+        rankings["dense"] = dense.search(dense.query_vector(pending.result(), query), depth)
+        if "bm25" in rankings and dense.multilingual:
+            abstains = _bm25_blind_spot(dense, query, rankings["dense"][: (k + 1) // 2])
+    fused = fuse(rankings, rrf_k=rrf_k, abstains=abstains)[:k]
     rows = index.chunk_rows(conn, [item for item, _ in fused])
     ranks = {name: {item: r for r, item in enumerate(ids, 1)} for name, ids in rankings.items()}
     hits = []
@@ -168,3 +291,25 @@ def retrieve(
             )
         )
     return hits
+
+
+def _bm25_blind_spot(
+    dense: index.DenseIndex, query: str, considered: Sequence[int]
+) -> Callable[[str, int], bool]:
+    """Whether BM25 could not have matched a chunk: it is in another script than the query
+    (English words never match Japanese text), so only the dense side can judge it.
+
+    Only the chunks in ``considered`` (the dense side's first ⌈k/2⌉) are treated so. Measured
+    with bench/retrieval.py (recall@5, same language / across languages): centring alone gives
+    0.99 / 0.18, as BM25's silence still buries the chunks in the other language; abstaining on
+    every chunk in another script gives 0.90 / 0.78, as the dense side's weaker guesses there
+    crowd out chunks both retrievers found; limited to ⌈k/2⌉ it is 0.98 / 0.67 (the dense side
+    alone: 0.97 / 0.71; before centring and abstention: 0.97 / 0.06).
+    """
+    script = script_of(language_of(query))
+    blind = {
+        item
+        for item in considered
+        if script and (language := dense.language(item)) and script_of(language) != script
+    }
+    return lambda name, item: name == "bm25" and item in blind

@@ -120,3 +120,41 @@ def query_terms(query: str) -> list[str]:
 def _latin_words(text: str, words: list[str], stop: list[str]) -> None:
     for word in _WORD.findall(text):
         (stop if word in STOPWORDS else words).append(f'"{word}"')
+
+
+_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff]")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+_HANGUL = re.compile("[\uac00-\ud7af]")
+_LATIN_WORD = re.compile(r"[^\W\d_]+")
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
+def language_of(text: str) -> str:
+    """The main language of ``text`` as far as its script tells: ``ja``, ``zh``, ``ko``,
+    ``latin`` (words in space-separated scripts) or ``""`` (no letters at all).
+
+    Words are weighed against CJK characters at one word to two characters (a Japanese or
+    Chinese word is about two), so an English sentence with one katakana word stays ``latin``.
+    Japanese is Han characters with kana; Han without any kana is taken as Chinese. Cheap enough
+    to run on every chunk when the dense index loads.
+    """
+    if text.isascii():  # most English chunks: no need to count anything
+        return "latin" if _ASCII_LETTER.search(text) else ""
+    kana = len(_KANA.findall(text))
+    han = len(_HAN.findall(text))
+    hangul = len(_HANGUL.findall(text))
+    latin = len(_LATIN_WORD.findall(CJK_RUN.sub(" ", text)))
+    cjk = kana + han + hangul
+    if not cjk and not latin:
+        return ""
+    if 2 * latin >= cjk:
+        return "latin"
+    if hangul >= kana + han:
+        return "ko"
+    return "ja" if kana else "zh"
+
+
+def script_of(language: str) -> str:
+    """The script class of a language from :func:`language_of`: full-text terms of one class
+    never match text of another (``cjk`` for Japanese and Chinese, which share Han characters)."""
+    return "cjk" if language in ("ja", "zh") else language

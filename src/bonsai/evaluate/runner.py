@@ -16,11 +16,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bonsai.errors import BonsaiError
 from bonsai.evaluate import layouts as layout_api
 from bonsai.evaluate.args import BASE, PARENT, EvalArgs
+from bonsai.evaluate.asking import EvalRetriever, ask_all, open_eval_session
 from bonsai.evaluate.diagnostics import RecordLoss, load_metrics
 from bonsai.evaluate.probes import builtin_probes, load_probe_file, seed_translation_probes
 from bonsai.evaluate.progress import Phases, QuietPhases
@@ -29,9 +30,6 @@ from bonsai.evaluate.results import Answer, ModelAnswers, build_results, verdict
 from bonsai.evaluate.runinfo import RunInfo, load_run
 from bonsai.evaluate.scoring import Item
 from bonsai.garden import Garden
-
-if TYPE_CHECKING:
-    from bonsai.evaluate.asking import EvalRetriever
 from bonsai.records import UNIQUE_CATEGORIES, Record
 from bonsai.store import RecordStore
 
@@ -235,8 +233,6 @@ def _answers(
     phases: Phases,
 ) -> list[Answer]:
     """``model``'s answers to ``items``, asked in a chat session (see :mod:`.asking`)."""
-    from bonsai.evaluate.asking import ask_all, open_eval_session
-
     session = open_eval_session(
         _choice(model, tuned), retriever, rag=args.rag, generate=generation_args(model.layout, args)
     )
@@ -400,8 +396,6 @@ def evaluate(
         f"{sum(i.source == 'probe' for i in items)} probes; models: "
         + ", ".join(m.key for m in models)
     )
-    from bonsai.evaluate.asking import EvalRetriever
-
     retriever = EvalRetriever(garden.db)
     answers: list[ModelAnswers] = []
     for model in models:

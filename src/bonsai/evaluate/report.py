@@ -411,6 +411,17 @@ def _glance(results: dict[str, Any]) -> str:
             if chat.get("rag")
             else "without notes (--no-rag)."
         )
+        if chat.get("own_record_left_out"):
+            text += (
+                f" {chat['own_record_left_out']} validation record(s) were retrieved for their "
+                "own question and left out of its prompt."
+            )
+        guessed = chat.get("category_guessed") or {}
+        wrong = [c for c, share in guessed.items() if share < 1]
+        if wrong:
+            text += " Chat read some questions as another category than the item's: " + (
+                ", ".join(f"{c} {100 * (1 - guessed[c]):.0f}%" for c in wrong) + "."
+            )
     if against:
         better = worse = 0
         for category, deltas in results.get("deltas", {}).get(against, {}).items():

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from bonsai.evaluate.metrics import (
@@ -90,6 +92,29 @@ def test_probe_file_errors(tmp_path) -> None:
         load_probe_file(bad)
 
 
+def test_held_out_questions_read_as_probes(tmp_path) -> None:
+    from bonsai.errors import BonsaiError
+    from bonsai.evaluate.probes import load_probe_file
+
+    path = tmp_path / "questions.jsonl"
+    rows = [
+        {"id": "q1", "category": "open_qa", "question": "Which shelter?",
+         "accepted": ["Hidamari", "ひだまり"], "source": "notes/mochi.md"},
+        {"id": "q2", "category": "translation", "question": "英語に訳してください：猫が寝ている。",
+         "accepted": ["The cat is sleeping."], "target_language": "en"},
+        {"id": "q3", "category": "question_to_question", "question": "Should I get a second cat?"},
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    facts, translation, q2q = load_probe_file(path)
+    assert facts["instruction"] == "Which shelter?" and facts["output"] == "Hidamari"
+    assert facts["accept"] == ["ひだまり"]
+    assert translation["target_language"] == "en" and q2q["output"] == ""
+    path.write_text('{"question": "Which shelter?", "category": "open_qa"}\n', encoding="utf-8")
+    with pytest.raises(BonsaiError) as info:
+        load_probe_file(path)
+    assert info.value.field == "output" and info.value.line == 1
+
+
 def test_seed_translation_probes_when_present() -> None:
     from conftest import SHARED_DATA
 
@@ -100,3 +125,33 @@ def test_seed_translation_probes_when_present() -> None:
     probes = seed_translation_probes(SHARED_DATA, limit=5)
     assert len(probes) == 10
     assert {p["language"] for p in probes} == {"ja-en", "en-ja"}
+
+
+def test_facts_recall_ignores_width_case_spacing_but_not_decimal_points() -> None:
+    from bonsai.evaluate.metrics import compact, recalls
+
+    assert compact("4.2 kg") == compact("４．２ｋｇ") == compact("4.2kg")
+    assert compact("4.2") != compact("42")
+    assert recalls("She weighs ４．２ｋｇ now.", ["4.2 kg"])
+    assert not recalls("She weighs 42 kg.", ["4.2 kg"])
+    assert recalls("もちは「ひだまり」から来ました。", ["Hidamari", "ひだまり"])
+    assert not recalls("", ["Paris"]) and not recalls("Paris", [""])
+
+
+def test_a_label_is_the_whole_reply_or_its_first_part() -> None:
+    from bonsai.evaluate.metrics import gives_label
+
+    assert gives_label("Positive.", ["positive"])
+    assert gives_label("Positive, because she plays with it every day.", ["Positive"])
+    assert gives_label("爬虫類です。", ["爬虫類です"])
+    assert gives_label("爬虫類。ヘビは…", ["爬虫類"])
+    assert not gives_label("It is not positive.", ["Positive"])
+    assert not gives_label("", ["Positive"])
+
+
+def test_questions_are_counted() -> None:
+    from bonsai.evaluate.metrics import question_count
+
+    assert question_count("Since when? Is she drinking more? I see.") == 2
+    assert question_count("いつからですか？水は飲んでいますか。") == 2
+    assert question_count("She should see a vet.") == 0

@@ -39,6 +39,20 @@ def test_report_is_self_contained_and_has_every_section(results: dict) -> None:
     assert 'class="verdict strong"' in html  # the staircase history is flagged
 
 
+def test_report_shows_what_chat_gives(results: dict) -> None:
+    html = render_html(results)
+    labels = ("facts recall", "exact label", "reply in the target language", "caught in a loop")
+    for label in labels:
+        assert label in html, label
+    tuned = results["summary"]["tuned"]
+    assert tuned["open_qa"]["metrics"]["facts"]["n"] == tuned["open_qa"]["n"]  # probes only
+    assert "target_language" in tuned["translation"]["metrics"]
+    assert "label" in tuned["classification"]["metrics"]
+    # Tuned − the looping base model: better at facts, with a bootstrap interval.
+    delta = results["deltas"]["base"]["open_qa"]["facts"]
+    assert delta["delta"] > 0 and delta["low"] is not None
+
+
 def test_report_lists_hard_records() -> None:
     results = sample_results(with_history=False)
     results["diagnostics"]["hard_records"] = [

@@ -30,6 +30,53 @@ def test_translation_and_creative_scores() -> None:
     assert "question_share" not in score_answer(_item("brainstorming"), "a\nb")
 
 
+def _probe(category: str, reference: str, language: str = "en", accept=()) -> Item:
+    return Item("p", "probe", category, language, "q", "", reference, list(accept))
+
+
+def test_facts_recall_only_where_answers_are_accepted() -> None:
+    fact = _probe("open_qa", "Hidamari", accept=["ひだまり"])
+    assert score_answer(fact, "Mochi came from the Hidamari shelter.")["facts"] == 1.0
+    assert score_answer(fact, "ひだまりです。")["facts"] == 1.0
+    assert score_answer(fact, "From a pet shop.")["facts"] == 0.0
+    # A validation record's output is one way to answer, not a fact to find in the reply.
+    record = _item("closed_qa", "4.2kgです。昨年の4.1kgから少し増えました。", "ja")
+    assert "facts" not in score_answer(record, "4.2kgです。")
+
+
+def test_classification_scores_the_label() -> None:
+    item = _probe("classification", "Positive")
+    assert score_answer(item, "Positive. She loves it.")["label"] == 1.0
+    assert score_answer(item, "Negative.")["label"] == 0.0
+    assert "label" not in score_answer(_probe("open_qa", "Paris"), "Paris")
+
+
+def test_translation_scores_the_reply_language() -> None:
+    to_english = _probe("translation", "My cat is six years old.", "ja-en")
+    scores = score_answer(to_english, "My cat is six years old.", detect=lambda text: "en")
+    assert scores["target_language"] == 1.0 and scores["chrf"] > 99
+    # Repeating the Japanese is the typical failure; the rules alone tell it apart.
+    assert score_answer(to_english, "私の猫は六歳です。")["target_language"] == 0.0
+    to_japanese = _probe("translation", "私の猫は六歳です。", "en-ja")
+    assert score_answer(to_japanese, "うちの猫は六歳です。")["target_language"] == 1.0
+    # The target is read from the item: a field, the direction, the instruction, the reference.
+    named = Item("t", "val", "translation", "ja", "Translate into English:", "猫", "Cat")
+    assert named.target(lambda text: None) == "en"
+    given = Item("t", "probe", "translation", None, "q", "", "x", target_language="zh")
+    assert given.target(lambda text: "en") == "zh"
+    by_reference = Item("t", "val", "translation", None, "訳して", "", "The cat sleeps.")
+    assert by_reference.target(lambda text: "en") == "en"
+
+
+def test_q2q_scores_replies_with_two_questions_and_loops_everywhere() -> None:
+    q2q = _item("question_to_question")
+    assert score_answer(q2q, "Since when? Is she drinking more?")["two_questions"] == 1.0
+    assert score_answer(q2q, "Since when is she eating less?")["two_questions"] == 0.0
+    for category in ("open_qa", "classification", "translation", "creative"):
+        looping = score_answer(_item(category, language="ja-en"), "水をあげる。" * 5)
+        assert looping["loop"] == 1.0, category
+
+
 def test_reasoning_limits() -> None:
     assert reasoning_within_limits("You should read the note.\nYou should answer.")
     assert not reasoning_within_limits("")

@@ -63,6 +63,13 @@ def eval_command(
         int,
         typer.Option(help="Longest answer, in tokens (+64 for a bonsai-layout run's reasoning)."),
     ] = 96,
+    rag: Annotated[
+        bool,
+        typer.Option(
+            "--rag/--no-rag",
+            help="Retrieve from the garden's notes and records into the prompt, as chat does.",
+        ),
+    ] = True,
     losses: Annotated[
         bool,
         typer.Option(
@@ -109,13 +116,15 @@ def eval_command(
 ) -> None:
     """Evaluate a run per category, side by side with its parent and the base model.
 
-    Every model answers the validation split and the probes, greedily.
-    Scores: exact/contains match (QA, classification), chrF per direction
-    (translation), loops, repeated lines, distinct-n and length (creative),
-    share of questions (question_to_question); deltas with 95% bootstrap
-    intervals. Diagnostics: memorisation, suspected contradictions, loss by
-    category and language. Writes a self-contained report-*.html and its
-    JSON into the run's folder.
+    Every model answers the validation split and the probes greedily, asked
+    exactly as `bonsai chat` asks: the same prompt, with the notes retrieval
+    finds (--no-rag: without). Scores: facts recall on probes, contains/exact
+    match (QA), the label (classification), chrF per direction and the reply
+    in the target language (translation), replies with two or more questions
+    (question_to_question), loops everywhere; repeated lines, distinct-n and
+    length; deltas with 95% bootstrap intervals. Diagnostics: memorisation,
+    suspected contradictions, loss by category and language. Writes a
+    self-contained report-*.html and its JSON into the run's folder.
     """
     from bonsai.evaluate.args import AblationArgs, EvalArgs
     from bonsai.evaluate.progress import RichPhases
@@ -128,6 +137,7 @@ def eval_command(
         max_items=max_items,
         max_probes=max_probes,
         max_new_tokens=max_new_tokens,
+        rag=rag,
         losses=losses,
         outliers=outliers,
         out=out,
@@ -188,6 +198,13 @@ def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None
             row.append(_delta(d))
         table.add_row(*row)
     console.print(table)
+    console.print(_side_by_side(results))
+    chat = (results.get("settings") or {}).get("chat") or {}
+    if chat:
+        console.print(
+            f"Asked as chat asks: notes {'on' if chat.get('rag') else 'off'}"
+            f" (k={chat.get('k')}), {chat.get('prompts_with_notes', 0)} prompt(s) carried notes."
+        )
     memo = (results.get("diagnostics") or {}).get("memorisation")
     if memo:
         console.print(f"Memorisation: [bold]{memo['verdict']}[/]")
@@ -199,6 +216,41 @@ def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None
         )
     console.print(f"Report: [bold]{escape(str(html))}[/]")
     console.print(f"  (results as JSON: {escape(str(json_path))})")
+
+
+SIDE_BY_SIDE = {
+    "open_qa": ("facts", "contains"),
+    "closed_qa": ("facts", "contains"),
+    "classification": ("label",),
+    "translation": ("chrf", "target_language"),
+    "question_to_question": ("two_questions",),
+}
+"""Per category, the numbers a keeper reads first; loops are shown for every category."""
+
+
+def _side_by_side(results: dict[str, Any]) -> Table:
+    """Every model's mean of the key numbers per category, tuned first."""
+    keys = [m["key"] for m in results["models"]]
+    table = Table(title="Side by side (means)", title_justify="left")
+    for name in ("category", "metric", "n", *keys):
+        table.add_column(name, justify="left" if name in ("category", "metric") else "right")
+    primary = results["summary"][results["primary"]]
+    for category, cell in primary.items():
+        for metric in (*SIDE_BY_SIDE.get(category, ()), "loop"):
+            found = cell["metrics"].get(metric)
+            if not found:
+                continue
+            means = [
+                (results["summary"].get(k, {}).get(category, {}).get("metrics", {}).get(metric))
+                for k in keys
+            ]
+            table.add_row(
+                category,
+                metric,
+                str(found.get("n", cell["n"])),
+                *[_num(m.get("mean") if m else None) for m in means],
+            )
+    return table
 
 
 def _num(value: float | None) -> str:

@@ -33,9 +33,12 @@ class EvalArgs:
     """Validation records asked at most, spread evenly over categories (None: all)."""
     max_probes: int | None = None
     """Probes asked at most, spread evenly over categories (None: all)."""
+    rag: bool = True
+    """Retrieve from the garden's notes and records and put them in the prompt, as chat and
+    serve do (with their settings); False asks without notes, like ``bonsai chat --no-rag``."""
     max_new_tokens: int = 96
-    """Longest answer, in tokens; the `bonsai` layout gets 64 more for the reasoning it writes
-    first."""
+    """Longest answer, in tokens; a layout whose model writes its reasoning first (`bonsai`)
+    gets 64 more for it."""
     losses: bool = True
     """Measure teacher-forced loss per validation record for every model."""
     outliers: bool = True

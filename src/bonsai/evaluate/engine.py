@@ -1,8 +1,8 @@
 """The models an evaluation compares.
 
-- **Answers** come from the generation engine that chat uses (:mod:`bonsai.generate`: the run's
+- **Answers** come from a chat session on the generation engine that chat uses (the run's
   adapter merged into a private copy of the base weights, the fast inference path), in its
-  deterministic mode, one model at a time: :func:`answer_all`.
+  deterministic mode, one model at a time: :mod:`bonsai.evaluate.asking`.
 - **Losses** need the exact training forward pass, so :class:`ModelSession` loads the base
   weights once, as training does, and attaches every run's adapter under its own name; the base
   model is the same weights with the adapters switched off.
@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 from bonsai.errors import BonsaiError
 
 if TYPE_CHECKING:
-    from bonsai.generate import GenerateArgs, Generation
-    from bonsai.generate.loading import RunChoice
     from bonsai.records import Record
 
 Advance = Callable[[int], None]
@@ -28,33 +26,12 @@ Advance = Callable[[int], None]
 
 
 @contextmanager
-def _quiet_deprecations() -> Iterator[None]:
+def quiet_deprecations() -> Iterator[None]:
     """transformers' and peft's deprecation notices are meant for library authors, not users."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
-
-
-def answer_all(
-    choice: RunChoice,
-    prompts: Sequence[str],
-    args: GenerateArgs,
-    *,
-    advance: Advance | None = None,
-) -> list[Generation]:
-    """The answers of the model ``choice`` names (a run, or the base model) to ``prompts``."""
-    from bonsai.generate import generate
-    from bonsai.generate.loading import load_generator
-
-    with _quiet_deprecations():
-        loaded = load_generator(choice)
-    out: list[Generation] = []
-    for prompt in prompts:
-        out.append(generate(loaded.engine, prompt, args))
-        if advance:
-            advance(1)
-    return out
 
 
 MAX_LOSS_TOKENS = 1024
@@ -77,7 +54,7 @@ class ModelSession:
         # masks and the numbers match the run's own validation loss.
         self.precision, self.precision_why = choose_precision(precision, torch.device("cpu"))
         self.tokenizer = load_tokenizer(base_model)
-        with _quiet_deprecations():
+        with quiet_deprecations():
             self.model: Any = load_base(base_model, self.precision)
         self.model.eval()
         self._adapters: dict[str, Path] = {}
@@ -92,7 +69,7 @@ class ModelSession:
                 file=adapter_dir,
                 hint="`bonsai train --resume` finishes an interrupted run",
             )
-        with _quiet_deprecations():
+        with quiet_deprecations():
             if not self._adapters:
                 self.model = PeftModel.from_pretrained(
                     self.model, str(adapter_dir), adapter_name=key

@@ -1,9 +1,10 @@
 """Per-category metrics: what "better" means differs between unique and creative categories.
 
 - unique (open_qa, closed_qa, classification): normalised exact match and "contains" match;
-- translation: chrF (sacrebleu), per direction;
+  facts recall (an accepted answer appears in the reply) and the label a reply gives;
+- translation: chrF (sacrebleu), per direction, and whether the reply is in the target language;
 - creative (brainstorming, creative, question_to_question): loops, repeated lines, distinct-n,
-  length, and for question_to_question the share of sentences that are questions.
+  length, and for question_to_question the sentences that are questions.
 
 All functions are pure and work on Japanese and Chinese as well as on space-separated languages.
 """
@@ -108,13 +109,51 @@ def repeated_line_ratio(text: str) -> float:
     return (len(parts) - len(set(parts))) / len(parts)
 
 
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?。！？])\s*|\n+", text) if s.strip()]
+
+
+def _is_question(sentence: str) -> bool:
+    return sentence.endswith(("?", "？")) or sentence.endswith(("か。", "か"))
+
+
 def question_share(text: str) -> float:
     """Share of sentences that are questions (ending in ? or ？, or Japanese か。)."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?。！？])\s*|\n+", text) if s.strip()]
+    sentences = _sentences(text)
     if not sentences:
         return 0.0
-    questions = [s for s in sentences if s.endswith(("?", "？")) or s.endswith(("か。", "か"))]
-    return len(questions) / len(sentences)
+    return sum(map(_is_question, sentences)) / len(sentences)
+
+
+def question_count(text: str) -> int:
+    """How many sentences of ``text`` are questions (as :func:`question_share` counts them)."""
+    return sum(map(_is_question, _sentences(text)))
+
+
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
+_KEPT_POINT = "\ue000"  # a private-use character: not punctuation, so it survives the next step
+_FIRST_PART = re.compile(r"[.。!！?？\n:：;；,，、]")
+
+
+def compact(text: str) -> str:
+    """:func:`normalise` without any spaces, a decimal point between digits kept: "4.2 kg",
+    "4.2kg" and "４．２ｋｇ" are one text, and "4.2" is not "42"."""
+    text = _DECIMAL_POINT.sub(_KEPT_POINT, unicodedata.normalize("NFKC", text))
+    return normalise(text).replace(" ", "")
+
+
+def recalls(prediction: str, accepted: Sequence[str]) -> bool:
+    """An accepted answer appears in the prediction (compared with :func:`compact`)."""
+    pred = compact(prediction)
+    return any((ref := compact(answer)) and ref in pred for answer in accepted)
+
+
+def gives_label(prediction: str, labels: Sequence[str]) -> bool:
+    """The prediction is one of ``labels``: the whole reply, or its first part up to the first
+    sentence mark or comma ("Positive. The review …"), after :func:`normalise`."""
+    first = _FIRST_PART.split(prediction.strip(), maxsplit=1)[0]
+    said = {normalise(prediction), normalise(first)} - {""}
+    return any(normalise(label) in said for label in labels)
 
 
 @dataclass

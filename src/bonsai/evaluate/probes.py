@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bonsai.errors import BonsaiError
-from bonsai.records import CATEGORIES, normalise_category
+from bonsai.records import CATEGORIES, CREATIVE_CATEGORIES, normalise_category
 
 Probe = dict[str, Any]
 
@@ -152,8 +152,45 @@ def seed_translation_probes(data_dir: Path, limit: int = 20) -> list[Probe]:
     return probes
 
 
+def _probe(item: dict[str, Any], path: Path, number: int) -> Probe:
+    """One probe of a file; held-out questions (``question``, ``accepted``) read as probes."""
+    accepted = [str(a) for a in item.get("accepted") or [] if str(a).strip()]
+    instruction = str(item.get("instruction") or item.get("question") or "")
+    output = str(item.get("output") or (accepted[0] if accepted else ""))
+    accept = [str(a) for a in item.get("accept") or []] + accepted
+    category = normalise_category(str(item.get("category") or ""))
+    if not instruction.strip():
+        raise BonsaiError("missing or empty", file=path, line=number, field="instruction")
+    if not str(item.get("category") or "").strip():
+        raise BonsaiError("missing or empty", file=path, line=number, field="category")
+    if category is None:
+        raise BonsaiError(
+            f"unknown category '{item['category']}'",
+            file=path,
+            line=number,
+            field="category",
+            hint=f"use one of: {', '.join(CATEGORIES)}",
+        )
+    if not output.strip() and category not in CREATIVE_CATEGORIES:
+        raise BonsaiError("missing or empty", file=path, line=number, field="output")
+    return {
+        "id": str(item.get("id") or f"{path.stem}-{number}"),
+        "instruction": instruction,
+        "input": str(item.get("input") or ""),
+        "output": output,
+        "accept": [a for a in dict.fromkeys(accept) if a != output],
+        "category": category,
+        "language": item.get("language"),
+        "target_language": item.get("target_language") or None,
+    }
+
+
 def load_probe_file(path: Path) -> list[Probe]:
-    """A user's probes: JSONL or a JSON array of records with instruction, output, category."""
+    """A user's probes: JSONL or a JSON array of records with instruction, output, category
+    (and optionally id, input, language, accept: other accepted answers, target_language: the
+    language a translation must be in). A held-out question file's ``question`` and
+    ``accepted`` (the first is the reference) are read too; question_to_question, creative and
+    brainstorming probes need no output."""
     if not path.is_file():
         raise BonsaiError("probe file does not exist", file=path)
     try:
@@ -178,27 +215,5 @@ def load_probe_file(path: Path) -> list[Probe]:
     for number, item in items:
         if not isinstance(item, dict):
             raise BonsaiError("each probe must be a JSON object", file=path, line=number)
-        for field in ("instruction", "output", "category"):
-            if not str(item.get(field) or "").strip():
-                raise BonsaiError("missing or empty", file=path, line=number, field=field)
-        category = normalise_category(str(item["category"]))
-        if category is None:
-            raise BonsaiError(
-                f"unknown category '{item['category']}'",
-                file=path,
-                line=number,
-                field="category",
-                hint=f"use one of: {', '.join(CATEGORIES)}",
-            )
-        probes.append(
-            {
-                "id": str(item.get("id") or f"{path.stem}-{number}"),
-                "instruction": str(item["instruction"]),
-                "input": str(item.get("input") or ""),
-                "output": str(item["output"]),
-                "accept": list(item.get("accept") or []),
-                "category": category,
-                "language": item.get("language"),
-            }
-        )
+        probes.append(_probe(item, path, number))
     return probes

@@ -24,16 +24,20 @@ SAMPLES_PER_CATEGORY = 3
 """Items per category shown side by side (the JSON keeps every answer)."""
 
 METRIC_LABELS = {
+    "facts": "facts recall (an accepted answer in the reply)",
+    "label": "exact label",
     "exact": "exact match",
     "contains": "contains the reference",
     "chrf": "chrF (mean of sentences)",
     "corpus_chrf": "chrF (corpus)",
+    "target_language": "reply in the target language",
     "loop": "caught in a loop",
     "loop_free": "not in a loop",
     "repeated_lines": "repeated-line ratio",
     "distinct_1": "distinct-1",
     "distinct_2": "distinct-2",
     "length": "length (words / CJK chars)",
+    "two_questions": "replies with two or more questions",
     "question_share": "share of question sentences",
     "reasoning_ok": "reasoning within limits",
 }
@@ -270,7 +274,21 @@ def _badges(item: dict[str, Any], scores: dict[str, float]) -> list[dict[str, st
     badges = []
     if scores.get("loop"):
         badges.append({"kind": "", "text": "loop"})
-    if scores.get("contains"):
+    if "label" in scores:
+        badges.append(
+            {
+                "kind": "good" if scores["label"] else "",
+                "text": "label" if scores["label"] else "wrong label",
+            }
+        )
+    elif "facts" in scores:
+        badges.append(
+            {
+                "kind": "good" if scores["facts"] else "",
+                "text": "fact" if scores["facts"] else "miss",
+            }
+        )
+    elif scores.get("contains"):
         badges.append({"kind": "good", "text": "exact" if scores.get("exact") else "contains"})
     elif "contains" in scores:
         badges.append({"kind": "", "text": "miss"})
@@ -278,6 +296,11 @@ def _badges(item: dict[str, Any], scores: dict[str, float]) -> list[dict[str, st
         badges.append(
             {"kind": "good" if scores["chrf"] >= 50 else "", "text": f"chrF {scores['chrf']:.0f}"}
         )
+    if "target_language" in scores and not scores["target_language"]:
+        badges.append({"kind": "", "text": "wrong language"})
+    if "two_questions" in scores:
+        asks = bool(scores["two_questions"])
+        badges.append({"kind": "good" if asks else "", "text": "asks" if asks else "asks < 2"})
     if "reasoning_ok" in scores and not scores["reasoning_ok"]:
         badges.append({"kind": "", "text": "reasoning off limits"})
     return badges
@@ -292,7 +315,10 @@ def _samples(results: dict[str, Any]) -> list[dict[str, Any]]:
         if shown.get(slot, 0) >= SAMPLES_PER_CATEGORY:
             continue
         shown[slot] = shown.get(slot, 0) + 1
-        prompt = item["instruction"] + (f"\n\n{item['input']}" if item.get("input") else "")
+        prompt = item.get("question") or item["instruction"] + (
+            f"\n\n{item['input']}" if item.get("input") else ""
+        )
+        primary = item.get("answers", {}).get(results["primary"]) or {}
         answers = []
         for key in keys:
             answer = item.get("answers", {}).get(key)
@@ -312,6 +338,7 @@ def _samples(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "category": item["category"],
                 "language": item.get("language") or "?",
                 "prompt": prompt,
+                "chat": primary.get("chat"),
                 "reference": item.get("reference", ""),
                 "answers": answers,
             }
@@ -376,6 +403,25 @@ def _glance(results: dict[str, Any]) -> str:
         f"{counts.get('val', 0)} validation records and {counts.get('probe', 0)} probes, "
         f"answered by {', '.join(_model_keys(results))} with the same deterministic settings."
     )
+    chat = (results.get("settings") or {}).get("chat")
+    if chat:
+        text += " Each was asked as `bonsai chat` asks it, " + (
+            f"with the notes retrieval found ({chat.get('prompts_with_notes', 0)} of the "
+            "prompts carried notes)."
+            if chat.get("rag")
+            else "without notes (--no-rag)."
+        )
+        if chat.get("own_record_left_out"):
+            text += (
+                f" {chat['own_record_left_out']} validation record(s) were retrieved for their "
+                "own question and left out of its prompt."
+            )
+        guessed = chat.get("category_guessed") or {}
+        wrong = [c for c, share in guessed.items() if share < 1]
+        if wrong:
+            text += " Chat read some questions as another category than the item's: " + (
+                ", ".join(f"{c} {100 * (1 - guessed[c]):.0f}%" for c in wrong) + "."
+            )
     if against:
         better = worse = 0
         for category, deltas in results.get("deltas", {}).get(against, {}).items():

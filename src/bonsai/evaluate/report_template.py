@@ -170,7 +170,8 @@ validation loss per category, dashed vertical lines the epoch boundaries.</p>
   <tr><th>prompt</th><th>reference</th>{% for k in model_keys %}<th>{{ k }}</th>{% endfor %}</tr>
   {% for s in samples %}
   <tr>
-    <td><span class="muted">{{ s.source }} · {{ s.category }} · {{ s.language }}</span><pre>{{ s.prompt }}</pre></td>
+    <td><span class="muted">{{ s.source }} · {{ s.category }} · {{ s.language }}</span><pre>{{ s.prompt }}</pre>
+      {% if s.chat %}<span class="muted">chat read it as {{ s.chat.category }} · {{ s.chat.language or "?" }}{% if s.chat.notes %}; notes: {{ s.chat.notes | join("; ") }}{% else %}; no notes{% endif %}</span>{% endif %}</td>
     <td><pre>{{ s.reference }}</pre></td>
     {% for a in s.answers %}
     <td>{% if a.reasoning %}<div class="reasoning"><pre>{{ a.reasoning }}</pre></div>{% endif %}

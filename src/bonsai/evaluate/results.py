@@ -14,7 +14,7 @@ from typing import Any
 
 from bonsai import __version__
 from bonsai.evaluate import diagnostics as diag
-from bonsai.evaluate.scoring import Item, compare, score_answer, summarise
+from bonsai.evaluate.scoring import Detect, Item, compare, score_answer, summarise
 
 
 @dataclass
@@ -27,6 +27,11 @@ class Answer:
     """The whole completion as generated, when it differs from ``text``."""
     finish: str | None = None
     """Why generation ended: 'stop', 'length' or 'loop' (repeats cut off by the engine)."""
+    prompt: str | None = None
+    """The prompt the model was given, exactly as chat built it."""
+    chat: dict[str, Any] = field(default_factory=dict)
+    """What chat made of the question: the category and language it guessed, the mode, and the
+    notes it retrieved (citations)."""
 
 
 @dataclass
@@ -45,9 +50,15 @@ class ModelAnswers:
     layout: str | None = None
 
 
-def _raw(answer: Answer) -> dict[str, str]:
-    """The whole completion, kept only where it differs from the answer shown."""
-    return {"raw": answer.raw} if answer.raw not in (None, answer.text) else {}
+def _raw(answer: Answer) -> dict[str, Any]:
+    """The whole completion, kept only where it differs from the answer shown; the prompt and
+    what chat made of the question, where known."""
+    extra: dict[str, Any] = {"raw": answer.raw} if answer.raw not in (None, answer.text) else {}
+    if answer.prompt is not None:
+        extra["prompt"] = answer.prompt
+    if answer.chat:
+        extra["chat"] = answer.chat
+    return extra
 
 
 def _val_loss(losses: Sequence[diag.RecordLoss]) -> dict[str, Any] | None:
@@ -97,9 +108,11 @@ def build_results(
     bootstrap_samples: int = 1000,
     seed: int = 0,
     started: float | None = None,
+    detect: Detect | None = None,
 ) -> dict[str, Any]:
     """Score every answer, summarise per category, compare ``primary`` with every other model
-    (``primary`` − other, paired over the same items), and add the diagnostics."""
+    (``primary`` − other, paired over the same items), and add the diagnostics. ``detect``
+    tells a reply's language (see :func:`~bonsai.evaluate.scoring.score_answer`)."""
     keys = [m.key for m in models]
     if primary not in keys:
         raise ValueError(f"primary model {primary!r} is not among {keys}")
@@ -109,7 +122,13 @@ def build_results(
     scores: dict[str, list[dict[str, float]]] = {}
     for model in models:
         scores[model.key] = [
-            score_answer(item, answer.text, answer.reasoning, cut_loop=answer.finish == "loop")
+            score_answer(
+                item,
+                answer.text,
+                answer.reasoning,
+                cut_loop=answer.finish == "loop",
+                detect=detect,
+            )
             for item, answer in zip(items, model.answers, strict=True)
         ]
     summary = {

@@ -1,5 +1,6 @@
 """``bonsai eval``: answer the validation split and the probes with a run, its parent and the
-base model, deterministically; score per category; write the report.
+base model, deterministically and through chat's own prompt building and retrieval
+(:mod:`bonsai.evaluate.asking`); score per category; write the report.
 
 The order is chosen so that bad input fails in a second, before any model is loaded: the run,
 its validation split, the probe file and the report folder are all checked first.
@@ -20,6 +21,7 @@ from typing import Any
 from bonsai.errors import BonsaiError
 from bonsai.evaluate import layouts as layout_api
 from bonsai.evaluate.args import BASE, PARENT, EvalArgs
+from bonsai.evaluate.asking import EvalRetriever, ask_all, open_eval_session
 from bonsai.evaluate.diagnostics import RecordLoss, load_metrics
 from bonsai.evaluate.probes import builtin_probes, load_probe_file, seed_translation_probes
 from bonsai.evaluate.progress import Phases, QuietPhases
@@ -134,6 +136,7 @@ def _probe_item(probe: dict[str, Any]) -> Item:
         input=probe.get("input", ""),
         reference=probe["output"],
         accept=list(probe.get("accept") or []),
+        target_language=probe.get("target_language"),
     )
 
 
@@ -222,35 +225,60 @@ def _choice(model: _Model, tuned: RunInfo) -> Any:
 
 
 def _answers(
-    model: _Model, tuned: RunInfo, items: Sequence[Item], args: EvalArgs, phases: Phases
+    model: _Model,
+    tuned: RunInfo,
+    items: Sequence[Item],
+    args: EvalArgs,
+    retriever: EvalRetriever,
+    phases: Phases,
 ) -> list[Answer]:
-    from bonsai.evaluate.engine import answer_all
-
-    prompts = [layout_api.prompt(model.layout, item) for item in items]
-    settings = generation_args(model.layout, args)
-    advance = phases.phase(f"answering · {model.key}", len(prompts))
-    generations = answer_all(_choice(model, tuned), prompts, settings, advance=advance)
-    answers = []
-    for generation in generations:
-        reasoning, answer = layout_api.parse(model.layout, generation.text)
-        answers.append(
-            Answer(
-                text=answer,
-                reasoning=reasoning,
-                raw=generation.text,
-                finish=generation.finish_reason,
-            )
-        )
-    return answers
+    """``model``'s answers to ``items``, asked in a chat session (see :mod:`.asking`)."""
+    session = open_eval_session(
+        _choice(model, tuned), retriever, rag=args.rag, generate=generation_args(model.layout, args)
+    )
+    advance = phases.phase(f"answering · {model.key}", len(items))
+    return ask_all(
+        session,
+        items,
+        retriever,
+        reasoning_expected=layout_api.reasoning_first(model.layout),
+        advance=advance,
+    )
 
 
 def generation_args(layout: str, args: EvalArgs) -> Any:
     """The engine's deterministic settings (greedy, with the loop controls chat uses), stopping
-    where the layout says an answer ends; the `bonsai` layout gets room for its reasoning."""
+    where the layout says an answer ends; a layout whose model writes its reasoning first gets
+    room for it."""
     from bonsai.generate import deterministic_args
 
-    budget = args.max_new_tokens + (REASONING_TOKENS if layout == "bonsai" else 0)
-    return deterministic_args(max_new_tokens=budget, stop=layout_api.stops(layout))
+    extra = REASONING_TOKENS if layout_api.reasoning_first(layout) else 0
+    return deterministic_args(
+        max_new_tokens=args.max_new_tokens + extra, stop=layout_api.stops(layout)
+    )
+
+
+def chat_summary(
+    items: Sequence[Item], answers: ModelAnswers, args: EvalArgs, retriever: EvalRetriever
+) -> dict[str, Any]:
+    """How chat put the questions to the models: retrieval settings, how many prompts carried
+    notes, and per category how often chat's guessed category was the item's."""
+    from bonsai.chat.session import ChatArgs
+
+    defaults = ChatArgs()
+    guessed: dict[str, list[bool]] = defaultdict(list)
+    with_notes = 0
+    for item, answer in zip(items, answers.answers, strict=True):
+        guessed[item.category].append(answer.chat.get("category") == item.category)
+        with_notes += bool(answer.chat.get("notes"))
+    return {
+        "rag": args.rag,
+        "k": defaults.k,
+        "max_notes_chars": defaults.max_notes_chars,
+        "prompts_with_notes": with_notes,
+        "own_record_left_out": len(retriever.left_out),
+        "category_guessed": {c: sum(v) / len(v) for c, v in guessed.items()},
+    }
 
 
 def _losses(
@@ -368,13 +396,14 @@ def evaluate(
         f"{sum(i.source == 'probe' for i in items)} probes; models: "
         + ", ".join(m.key for m in models)
     )
+    retriever = EvalRetriever(garden.db)
     answers: list[ModelAnswers] = []
     for model in models:
         answers.append(
             ModelAnswers(
                 key=model.key,
                 label=model.label,
-                answers=_answers(model, run, items, args, phases),
+                answers=_answers(model, run, items, args, retriever, phases),
                 run_id=model.run.id if model.run else None,
                 layout=model.layout,
             )
@@ -420,6 +449,7 @@ def evaluate(
                 if k not in ("temperature", "top_p", "seed")
             },
             "loss_precision": precision,
+            "chat": chat_summary(items, answers[0], args, retriever),
             "probes": str(args.probes) if args.probes else None,
             "builtin_probes": args.builtin_probes,
         },

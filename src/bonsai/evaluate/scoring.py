@@ -7,16 +7,21 @@ translation direction, distinct-n), and :func:`compare` gives paired deltas betw
 
 Which numbers matter depends on the category (DESIGN.md, "The seven categories"):
 
-- unique QA (open_qa, closed_qa, classification): normalised exact and contains match;
-- translation: chrF, per direction;
+- unique QA (open_qa, closed_qa, classification): normalised exact and contains match; for
+  questions with accepted answers (probes), facts recall: an accepted answer appears in the reply;
+  for classification, the label the reply gives (the whole reply or its first part);
+- translation: chrF, per direction, and the share of replies in the target language;
 - creative (brainstorming, creative, question_to_question): loops, repeated lines, distinct-n,
-  length; question_to_question also the share of sentences that are questions.
+  length; question_to_question also the share of sentences that are questions and the share of
+  replies that ask at least two.
+
+Loops are measured in every category.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +32,12 @@ from bonsai.evaluate.metrics import (
     contains_match,
     distinct_n,
     exact_match,
+    gives_label,
     is_looping,
     paired_bootstrap_delta,
+    question_count,
     question_share,
+    recalls,
     repeated_line_ratio,
     sentence_chrf,
     units,
@@ -41,11 +49,11 @@ QA_CATEGORIES = ("open_qa", "closed_qa", "classification")
 HEADLINE: dict[str, tuple[str, str]] = {
     "open_qa": ("contains", "answer contains the reference"),
     "closed_qa": ("contains", "answer contains the reference"),
-    "classification": ("exact", "exact label"),
+    "classification": ("label", "exact label"),
     "translation": ("chrf", "chrF"),
     "brainstorming": ("loop_free", "answers not caught in a loop"),
     "creative": ("loop_free", "answers not caught in a loop"),
-    "question_to_question": ("question_share", "share of sentences that are questions"),
+    "question_to_question": ("two_questions", "replies asking two or more questions"),
 }
 """The one number per category that the report's bars show (higher is better for all)."""
 
@@ -67,7 +75,37 @@ class Item:
     accept: list[str] = field(default_factory=list)
     """Other acceptable answers (probes)."""
     reasoning: str | None = None
-    """The record's reasoning (for the `bonsai-given` layout, which puts it in the prompt)."""
+    """The record's reasoning (kept for the report; chat's prompt carries none)."""
+    target_language: str | None = None
+    """The language a translation must be in, when the item says so; otherwise it is read from
+    ``language`` ('ja-en' → 'en'), the instruction ("into English") or the reference."""
+
+    @property
+    def question(self) -> str:
+        """What a person types in chat for this item: the instruction, then the text it is
+        about."""
+        parts = (self.instruction.strip(), self.input.strip())
+        return "\n\n".join(p for p in parts if p)
+
+    @property
+    def accepted(self) -> list[str]:
+        """Answers that count as right: a probe's reference and its other accepted answers. A
+        validation record's output is one way to answer, not a fact to find in the reply."""
+        if self.source != "probe" and not self.accept:
+            return []
+        return [a for a in (self.reference, *self.accept) if a.strip()]
+
+    def target(self, detect: Callable[[str], str | None]) -> str | None:
+        """The language a translation must be in (None when nothing says)."""
+        from bonsai.curate.language import named_target
+
+        if self.target_language:
+            return self.target_language
+        if self.language and "-" in self.language:
+            return self.language.split("-", 1)[1] or None
+        return named_target(self.instruction) or (
+            detect(self.reference) if self.reference.strip() else None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +117,8 @@ class Item:
             "input": self.input,
             "reference": self.reference,
             "accept": list(self.accept),
+            "question": self.question,
+            **({"target_language": self.target_language} if self.target_language else {}),
         }
 
 
@@ -92,25 +132,51 @@ def reasoning_within_limits(reasoning: str | None) -> bool:
     return len(lines) <= REASONING_MAX_LINES and len(units(reasoning)) <= REASONING_MAX_WORDS
 
 
+Detect = Callable[[str], "str | None"]
+"""Text → its language (ISO 639-1), or None."""
+
+
+def detect_language(text: str) -> str | None:
+    """The language of a reply, as :mod:`bonsai.curate.language` sees it."""
+    from bonsai.curate.language import default_detector
+
+    return default_detector().detect(text) if text.strip() else None
+
+
 def score_answer(
-    item: Item, answer: str, reasoning: str | None = None, *, cut_loop: bool = False
+    item: Item,
+    answer: str,
+    reasoning: str | None = None,
+    *,
+    cut_loop: bool = False,
+    detect: Detect | None = None,
 ) -> dict[str, float]:
     """Per-item numbers for one answer. ``reasoning`` is what a `bonsai`-layout model wrote
     before its answer (None for layouts that write no reasoning). ``cut_loop``: the engine
-    caught the answer in a loop and cut the repeats off, so the text alone no longer shows it."""
+    caught the answer in a loop and cut the repeats off, so the text alone no longer shows it.
+    ``detect`` tells a reply's language (default: :func:`detect_language`)."""
     scores: dict[str, float] = {"length": float(len(units(answer)))}
     if item.category in QA_CATEGORIES:
         references = [item.reference, *item.accept]
         scores["exact"] = float(any(exact_match(answer, ref) for ref in references))
         scores["contains"] = float(any(contains_match(answer, ref) for ref in references))
+        if item.category == "classification":
+            scores["label"] = float(gives_label(answer, references))
+        elif item.accepted:
+            scores["facts"] = float(recalls(answer, item.accepted))
     elif item.category == "translation":
         scores["chrf"] = sentence_chrf(answer, item.reference)
+        detect = detect or detect_language
+        target = item.target(detect)
+        if target:
+            scores["target_language"] = float(detect(answer) == target)
     looping = cut_loop or is_looping(answer)
     scores["loop"] = float(looping)
     scores["loop_free"] = 1.0 - float(looping)
     scores["repeated_lines"] = repeated_line_ratio(answer)
     if item.category == "question_to_question":
         scores["question_share"] = question_share(answer)
+        scores["two_questions"] = float(question_count(answer) >= 2)
     if reasoning is not None:
         scores["reasoning_ok"] = float(reasoning_within_limits(reasoning))
     return scores

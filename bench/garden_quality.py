@@ -24,7 +24,12 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
 
        RESULT facts=… closed=… labels=… translation_lang=… chrf=… q2q=… loops=… model=…
 
-   and writes every question, reply and score to a JSON file (``--out``).
+   and writes every question, reply and score to a JSON file (``--out``). The table also shows
+   ``echoes``: replies that copy the retrieved-notes block ("[1] notes/… > …") rather than
+   answer; a fact found in one of those was read out, not answered.
+
+``--rescore FILE`` scores the replies of an earlier run's JSON again (after a change to the
+questions or the scoring) without growing or asking anything.
 
 Progress goes to stderr; the table and the RESULT lines to stdout.
 """
@@ -211,7 +216,7 @@ def table(summaries: dict[str, dict[str, Any]]) -> str:
     names = list(summaries)
     rows = [f"| {'held-out questions':<18} | " + " | ".join(f"{n:>12}" for n in names) + " |"]
     rows.append("|" + "-" * 20 + "|" + "|".join("-" * 14 for _ in names) + "|")
-    for field in RESULT_FIELDS:
+    for field in (*RESULT_FIELDS, "echoes"):
         cells = []
         for n in names:
             value = summaries[n][field]
@@ -229,9 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="JSON of every answer (default: ./garden-quality-NAME.json)"
     )
     parser.add_argument("--keep", type=Path, help="grow the garden in this folder and keep it")
+    parser.add_argument("--rescore", type=Path, help="score the replies of an earlier JSON again")
     args = parser.parse_args(argv)
 
     questions = load_questions(args.questions)
+    if args.rescore:
+        return rescore(args.rescore, questions, args.out)
     records, notes = find_garden(args.garden)
     name = (args.garden if args.garden.is_dir() else args.garden.parent).resolve().name
     out = args.out or Path(f"garden-quality-{name}{'-quick' if args.quick else ''}.json")
@@ -251,19 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             with Server(garden, run) as server:
                 answers = ask_all(server, questions, max_tokens, label)
             timings[f"answers {label}"] = round(time.monotonic() - t0, 1)
-            scores = [score_reply(q, a["reply"]) for q, a in zip(questions, answers, strict=True)]
-            for answer, score in zip(answers, scores, strict=True):
-                answer.update(score.to_dict())
-            models[label] = {
-                "run": server.model,
-                "summary": summarise(scores),
-                "answers": answers,
-            }
+            models[label] = {"run": server.model, "answers": answers}
+        score_models(models, questions)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    summaries = {label: m["summary"] for label, m in models.items()}
     report = {
         "garden": str(args.garden),
         "questions_file": str(args.questions),
@@ -275,12 +276,42 @@ def main(argv: list[str] | None = None) -> int:
         "questions": [q.__dict__ for q in questions],
         "models": models,
     }
+    write_and_print(report, out)
+    return 0
+
+
+def score_models(models: dict[str, Any], questions: list[Question]) -> None:
+    """Score every model's answers in place; each gets its summary."""
+    for model in models.values():
+        by_id = {a["id"]: a for a in model["answers"]}
+        scores = [score_reply(q, by_id[q.id]["reply"]) for q in questions]
+        for score in scores:
+            by_id[score.id].update(score.to_dict())
+        model["summary"] = summarise(scores)
+
+
+def rescore(path: Path, questions: list[Question], out: Path | None) -> int:
+    report = json.loads(path.read_text(encoding="utf-8"))
+    asked = {a["id"] for m in report["models"].values() for a in m["answers"]}
+    missing = [q.id for q in questions if q.id not in asked]
+    if missing:
+        raise SystemExit(f"{path} has no replies to {', '.join(missing)}")
+    for model in report["models"].values():
+        for answer in model["answers"]:
+            for key in ("kind", "correct", "loop", "echo", "chrf", "label", "questions"):
+                answer.pop(key, None)
+    score_models(report["models"], questions)
+    report["questions"] = [q.__dict__ for q in questions]
+    write_and_print(report, out or path)
+    return 0
+
+
+def write_and_print(report: dict[str, Any], out: Path) -> None:
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(table(summaries))
-    for label, model in models.items():
+    print(table({label: m["summary"] for label, m in report["models"].items()}))
+    for label, model in report["models"].items():
         print(result_line(model["summary"], f"{label} run={model['run']}"))
     print(f"answers: {out}  ({report['seconds']:.0f} s in all)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ KINDS = {
 
 TARGET_LANGUAGES = ("en", "ja", "zh")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_NOTES_BLOCK = re.compile(r"(?m)^\s*\[\d+\]")
 _FIRST_SENTENCE = re.compile(r"[.。!！?？\n:：;；,，、]")
 
 
@@ -202,6 +203,12 @@ def question_count(reply: str) -> int:
     return reply.count("?") + reply.count("？")
 
 
+def echoes_notes(reply: str) -> bool:
+    """The reply copies the retrieved-notes block ("[1] notes/x.md > …") instead of answering:
+    a fact found in such a reply was read out, not answered, so the result counts these apart."""
+    return bool(_NOTES_BLOCK.search(reply))
+
+
 def in_language(reply: str, language: str, detect: Callable[[str], str | None]) -> bool:
     return bool(reply.strip()) and detect(reply) == language
 
@@ -223,6 +230,8 @@ class Score:
     """Facts, closed, labels: found/right. Translation: in the target language. q2q: ≥2
     questions."""
     loop: bool
+    echo: bool = False
+    """The reply copies the retrieved-notes block (:func:`echoes_notes`)."""
     chrf: float | None = None
     label: str | None = None
     questions: int | None = None
@@ -239,19 +248,19 @@ def score_reply(
 ) -> Score:
     """Score one reply to one question."""
     kind = question.kind
-    loop = is_looping(reply)
+    loop, echo = is_looping(reply), echoes_notes(reply)
     if kind in ("facts", "closed"):
-        return Score(question.id, kind, has_accepted(reply, question.accepted), loop)
+        return Score(question.id, kind, has_accepted(reply, question.accepted), loop, echo)
     if kind == "labels":
         label = reply_label(reply, question.labels)
         right = label is not None and normalise(label) == normalise(question.accepted[0])
-        return Score(question.id, kind, right, loop, label=label)
+        return Score(question.id, kind, right, loop, echo, label=label)
     if kind == "translation":
         right = in_language(reply, question.target_language, detect)
         best = max(sentence_chrf(reply, ref) for ref in question.accepted)
-        return Score(question.id, kind, right, loop, chrf=round(best, 2))
+        return Score(question.id, kind, right, loop, echo, chrf=round(best, 2))
     count = question_count(reply)
-    return Score(question.id, kind, count >= 2, loop, questions=count)
+    return Score(question.id, kind, count >= 2, loop, echo, questions=count)
 
 
 # -- one model's result ---------------------------------------------------------------------------
@@ -261,7 +270,8 @@ RESULT_FIELDS = ("facts", "closed", "labels", "translation_lang", "chrf", "q2q",
 
 def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     """Counts per kind, ``{"facts": [right, asked], …}``; ``chrf`` is the mean sentence chrF of
-    the translations, ``loops`` ``[looping replies, all replies]``."""
+    the translations, ``loops`` ``[looping replies, all replies]``, ``echoes`` the same for
+    replies that copy the retrieved-notes block (shown in the table, not in the RESULT line)."""
     out: dict[str, Any] = {}
     for kind, name in (
         ("facts", "facts"),
@@ -275,6 +285,7 @@ def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     chrfs = [s.chrf for s in scores if s.chrf is not None]
     out["chrf"] = round(mean(chrfs), 1) if chrfs else None
     out["loops"] = [sum(s.loop for s in scores), len(scores)]
+    out["echoes"] = [sum(s.echo for s in scores), len(scores)]
     return out
 
 

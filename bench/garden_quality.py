@@ -26,7 +26,9 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
 
    and writes every question, reply and score to a JSON file (``--out``). The table also shows
    ``echoes``: replies that copy the retrieved-notes block ("[1] notes/… > …") rather than
-   answer; a fact found in one of those was read out, not answered.
+   answer; a fact found in one of those was read out, not answered. And ``note_retrieved``:
+   for questions whose ``source`` is a note, how often retrieval put that note in the prompt
+   (a miss there is retrieval's, not the model's).
 
 ``--rescore FILE`` scores the replies of an earlier run's JSON again (after a change to the
 questions or the scoring) without growing or asking anything.
@@ -203,7 +205,18 @@ def ask_all(server: Server, questions: list[Question], max_tokens: int, label: s
         text = reply.choices[0].message.content or ""
         seconds = round(time.monotonic() - start, 1)
         log(f"{label} {i}/{len(questions)} {q.id} ({seconds} s): {_one_line(text)}")
-        answers.append({"id": q.id, "reply": text, "seconds": seconds})
+        body = reply.model_dump()
+        extra_out = body.get("bonsai") or {}
+        answers.append(
+            {
+                "id": q.id,
+                "reply": text,
+                "reasoning": body["choices"][0]["message"].get("reasoning_content"),
+                "seconds": seconds,
+                "finish_reason": extra_out.get("finish_reason"),
+                "sources": [hit.get("source") for hit in extra_out.get("sources") or []],
+            }
+        )
     return answers
 
 
@@ -216,7 +229,7 @@ def table(summaries: dict[str, dict[str, Any]]) -> str:
     names = list(summaries)
     rows = [f"| {'held-out questions':<18} | " + " | ".join(f"{n:>12}" for n in names) + " |"]
     rows.append("|" + "-" * 20 + "|" + "|".join("-" * 14 for _ in names) + "|")
-    for field in (*RESULT_FIELDS, "echoes"):
+    for field in (*RESULT_FIELDS, "echoes", "note_retrieved"):
         cells = []
         for n in names:
             value = summaries[n][field]
@@ -284,7 +297,10 @@ def score_models(models: dict[str, Any], questions: list[Question]) -> None:
     """Score every model's answers in place; each gets its summary."""
     for model in models.values():
         by_id = {a["id"]: a for a in model["answers"]}
-        scores = [score_reply(q, by_id[q.id]["reply"]) for q in questions]
+        scores = [
+            score_reply(q, by_id[q.id]["reply"], sources=by_id[q.id].get("sources"))
+            for q in questions
+        ]
         for score in scores:
             by_id[score.id].update(score.to_dict())
         model["summary"] = summarise(scores)
@@ -298,7 +314,16 @@ def rescore(path: Path, questions: list[Question], out: Path | None) -> int:
         raise SystemExit(f"{path} has no replies to {', '.join(missing)}")
     for model in report["models"].values():
         for answer in model["answers"]:
-            for key in ("kind", "correct", "loop", "echo", "chrf", "label", "questions"):
+            for key in (
+                "kind",
+                "correct",
+                "loop",
+                "echo",
+                "chrf",
+                "label",
+                "questions",
+                "note_retrieved",
+            ):
                 answer.pop(key, None)
     score_models(report["models"], questions)
     report["questions"] = [q.__dict__ for q in questions]

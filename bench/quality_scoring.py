@@ -209,6 +209,16 @@ def echoes_notes(reply: str) -> bool:
     return bool(_NOTES_BLOCK.search(reply))
 
 
+def source_found(question: Question, sources: Sequence[str] | None) -> bool | None:
+    """Whether retrieval gave the model the note the answer is in (None when the question names
+    no note, or the reply did not say what was retrieved): it tells a retrieval miss from a
+    model that had the note and did not use it."""
+    if sources is None or not question.source.startswith("notes/"):
+        return None
+    name = question.source.removeprefix("notes/")
+    return any(Path(source).name == name for source in sources)
+
+
 def in_language(reply: str, language: str, detect: Callable[[str], str | None]) -> bool:
     return bool(reply.strip()) and detect(reply) == language
 
@@ -235,6 +245,8 @@ class Score:
     chrf: float | None = None
     label: str | None = None
     questions: int | None = None
+    note_retrieved: bool | None = None
+    """The note the answer is in was among the retrieved ones (:func:`source_found`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -245,8 +257,15 @@ def score_reply(
     reply: str,
     *,
     detect: Callable[[str], str | None] = default_detect,
+    sources: Sequence[str] | None = None,
 ) -> Score:
-    """Score one reply to one question."""
+    """Score one reply to one question; ``sources`` are the files retrieval gave the model."""
+    score = _score(question, reply, detect)
+    score.note_retrieved = source_found(question, sources)
+    return score
+
+
+def _score(question: Question, reply: str, detect: Callable[[str], str | None]) -> Score:
     kind = question.kind
     loop, echo = is_looping(reply), echoes_notes(reply)
     if kind in ("facts", "closed"):
@@ -271,7 +290,9 @@ RESULT_FIELDS = ("facts", "closed", "labels", "translation_lang", "chrf", "q2q",
 def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     """Counts per kind, ``{"facts": [right, asked], …}``; ``chrf`` is the mean sentence chrF of
     the translations, ``loops`` ``[looping replies, all replies]``, ``echoes`` the same for
-    replies that copy the retrieved-notes block (shown in the table, not in the RESULT line)."""
+    replies that copy the retrieved-notes block, ``note_retrieved`` ``[questions whose note was
+    retrieved, questions that name a note]`` (both shown in the table, not in the RESULT
+    line)."""
     out: dict[str, Any] = {}
     for kind, name in (
         ("facts", "facts"),
@@ -286,6 +307,8 @@ def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     out["chrf"] = round(mean(chrfs), 1) if chrfs else None
     out["loops"] = [sum(s.loop for s in scores), len(scores)]
     out["echoes"] = [sum(s.echo for s in scores), len(scores)]
+    looked_up = [s for s in scores if s.note_retrieved is not None]
+    out["note_retrieved"] = [sum(bool(s.note_retrieved) for s in looked_up), len(looked_up)]
     return out
 
 

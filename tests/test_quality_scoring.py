@@ -188,3 +188,14 @@ def test_load_questions_reads_a_good_file(tmp_path: Path) -> None:
     q2q = {"id": "b", "category": "question_to_question", "question": "Why?"}
     loaded = load_questions(_write(tmp_path, GOOD, q2q))
     assert [x.kind for x in loaded] == ["facts", "q2q"]
+
+
+def test_source_found_tells_retrieval_misses_apart() -> None:
+    fact = q("open_qa", accepted=["52"], source="notes/bake-log.md")
+    hit = score_reply(fact, "52", detect=english, sources=["/g/notes/bake-log.md", "dataset:x"])
+    miss = score_reply(fact, "52", detect=english, sources=["/g/notes/country-loaf.md"])
+    assert (hit.note_retrieved, miss.note_retrieved) == (True, False)
+    assert score_reply(fact, "52", detect=english).note_retrieved is None
+    given = q("closed_qa", input="t", accepted=["x"], source="given text")
+    assert score_reply(given, "x", detect=english, sources=[]).note_retrieved is None
+    assert summarise([hit, miss])["note_retrieved"] == [1, 2]

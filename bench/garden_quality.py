@@ -28,7 +28,9 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
    ``echoes``: replies that copy the retrieved-notes block ("[1] notes/… > …") rather than
    answer; a fact found in one of those was read out, not answered. And ``note_retrieved``:
    for questions whose ``source`` is a note, how often retrieval put that note in the prompt
-   (a miss there is retrieval's, not the model's).
+   (a miss there is retrieval's, not the model's); ``answer_in_prompt``: for facts and closed
+   questions, how often an accepted answer was in the prompt at all (from the garden's chat log);
+   ``category_guessed``: how often chat took the question for its category.
 
 ``--rescore FILE`` scores the replies of an earlier run's JSON again (after a change to the
 questions or the scoring) without growing or asking anything.
@@ -56,6 +58,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_scoring import (
+    DIAGNOSTICS,
     RESULT_FIELDS,
     Question,
     load_questions,
@@ -215,9 +218,30 @@ def ask_all(server: Server, questions: list[Question], max_tokens: int, label: s
                 "seconds": seconds,
                 "finish_reason": extra_out.get("finish_reason"),
                 "sources": [hit.get("source") for hit in extra_out.get("sources") or []],
+                "turn_id": extra_out.get("turn_id"),
             }
         )
     return answers
+
+
+def add_turn_logs(garden: Path, answers: list[dict]) -> None:
+    """Add what chat logged of each turn: the prompt the model got, and the category and
+    language chat took the question for. Diagnostics only, so a log it cannot read is skipped."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{garden / 'garden.db'}?mode=ro", uri=True)
+        with conn:
+            for answer in answers:
+                row = conn.execute(
+                    "SELECT rendered_prompt, category, language FROM chat_turns WHERE id = ?",
+                    (answer.get("turn_id"),),
+                ).fetchone()
+                if row:
+                    answer["prompt"], answer["chat_category"], answer["chat_language"] = row
+        conn.close()
+    except sqlite3.Error as exc:
+        log(f"the chat log was not readable ({exc}); diagnostics from it are left out")
 
 
 def _one_line(text: str, width: int = 90) -> str:
@@ -229,7 +253,7 @@ def table(summaries: dict[str, dict[str, Any]]) -> str:
     names = list(summaries)
     rows = [f"| {'held-out questions':<18} | " + " | ".join(f"{n:>12}" for n in names) + " |"]
     rows.append("|" + "-" * 20 + "|" + "|".join("-" * 14 for _ in names) + "|")
-    for field in (*RESULT_FIELDS, "echoes", "note_retrieved"):
+    for field in (*RESULT_FIELDS, *DIAGNOSTICS):
         cells = []
         for n in names:
             value = summaries[n][field]
@@ -271,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             with Server(garden, run) as server:
                 answers = ask_all(server, questions, max_tokens, label)
+            add_turn_logs(garden, answers)
             timings[f"answers {label}"] = round(time.monotonic() - t0, 1)
             models[label] = {"run": server.model, "answers": answers}
         score_models(models, questions)
@@ -298,7 +323,13 @@ def score_models(models: dict[str, Any], questions: list[Question]) -> None:
     for model in models.values():
         by_id = {a["id"]: a for a in model["answers"]}
         scores = [
-            score_reply(q, by_id[q.id]["reply"], sources=by_id[q.id].get("sources"))
+            score_reply(
+                q,
+                by_id[q.id]["reply"],
+                sources=by_id[q.id].get("sources"),
+                prompt=by_id[q.id].get("prompt"),
+                category=by_id[q.id].get("chat_category"),
+            )
             for q in questions
         ]
         for score in scores:

@@ -247,6 +247,11 @@ class Score:
     questions: int | None = None
     note_retrieved: bool | None = None
     """The note the answer is in was among the retrieved ones (:func:`source_found`)."""
+    answer_in_prompt: bool | None = None
+    """Facts and closed: an accepted answer was in the prompt the model was given (outside the
+    question itself), i.e. retrieval or the given text put it within reach."""
+    category_guessed: bool | None = None
+    """Chat took the question for the category it has."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -258,10 +263,19 @@ def score_reply(
     *,
     detect: Callable[[str], str | None] = default_detect,
     sources: Sequence[str] | None = None,
+    prompt: str | None = None,
+    category: str | None = None,
 ) -> Score:
-    """Score one reply to one question; ``sources`` are the files retrieval gave the model."""
+    """Score one reply to one question. What chat did, where known, adds diagnostics:
+    ``sources`` (files retrieval gave the model), ``prompt`` (the whole prompt it was given) and
+    ``category`` (the category chat took the question for)."""
     score = _score(question, reply, detect)
     score.note_retrieved = source_found(question, sources)
+    if prompt is not None and score.kind in ("facts", "closed"):
+        context = prompt.replace(question.question, " ")
+        score.answer_in_prompt = has_accepted(context, question.accepted)
+    if category is not None:
+        score.category_guessed = category == question.category
     return score
 
 
@@ -285,14 +299,16 @@ def _score(question: Question, reply: str, detect: Callable[[str], str | None]) 
 # -- one model's result ---------------------------------------------------------------------------
 
 RESULT_FIELDS = ("facts", "closed", "labels", "translation_lang", "chrf", "q2q", "loops")
+DIAGNOSTICS = ("echoes", "note_retrieved", "answer_in_prompt", "category_guessed")
+"""Shown under the RESULT fields: why a line is what it is."""
 
 
 def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     """Counts per kind, ``{"facts": [right, asked], …}``; ``chrf`` is the mean sentence chrF of
     the translations, ``loops`` ``[looping replies, all replies]``, ``echoes`` the same for
     replies that copy the retrieved-notes block, ``note_retrieved`` ``[questions whose note was
-    retrieved, questions that name a note]`` (both shown in the table, not in the RESULT
-    line)."""
+    retrieved, questions that name a note]``, ``answer_in_prompt`` and ``category_guessed``
+    likewise (diagnostics for the table, not in the RESULT line)."""
     out: dict[str, Any] = {}
     for kind, name in (
         ("facts", "facts"),
@@ -309,6 +325,9 @@ def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     out["echoes"] = [sum(s.echo for s in scores), len(scores)]
     looked_up = [s for s in scores if s.note_retrieved is not None]
     out["note_retrieved"] = [sum(bool(s.note_retrieved) for s in looked_up), len(looked_up)]
+    for name in ("answer_in_prompt", "category_guessed"):
+        known = [getattr(s, name) for s in scores if getattr(s, name) is not None]
+        out[name] = [sum(known), len(known)]
     return out
 
 

@@ -86,3 +86,19 @@ def test_rescore_refuses_a_file_without_every_reply(tmp_path: Path) -> None:
     saved.write_text(json.dumps({"seconds": 1, "models": {"tuned": {"run": "r", "answers": []}}}))
     with pytest.raises(SystemExit, match="no replies to f"):
         garden_quality.main(["unused", str(questions), "--rescore", str(saved)])
+
+
+def test_turn_logs_add_the_prompt_and_chat_guesses(tmp_path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "garden.db")
+    conn.execute("CREATE TABLE chat_turns (id, rendered_prompt, category, language)")
+    conn.execute("INSERT INTO chat_turns VALUES ('t1', 'the prompt', 'closed_qa', 'en')")
+    conn.commit()
+    conn.close()
+    answers = [{"id": "a", "turn_id": "t1"}, {"id": "b", "turn_id": "gone"}]
+    garden_quality.add_turn_logs(tmp_path, answers)
+    assert answers[0]["prompt"] == "the prompt"
+    assert (answers[0]["chat_category"], answers[0]["chat_language"]) == ("closed_qa", "en")
+    assert "prompt" not in answers[1]
+    garden_quality.add_turn_logs(tmp_path / "nowhere", answers)  # skipped, with a message

@@ -199,3 +199,18 @@ def test_source_found_tells_retrieval_misses_apart() -> None:
     given = q("closed_qa", input="t", accepted=["x"], source="given text")
     assert score_reply(given, "x", detect=english, sources=[]).note_retrieved is None
     assert summarise([hit, miss])["note_retrieved"] == [1, 2]
+
+
+def test_prompt_and_category_diagnostics() -> None:
+    fact = q("open_qa", accepted=["52"])
+    fact.question = "How many loaves?"
+    prompt = "### Instruction:\nHow many loaves?\n### Input:\nNotes: 52 loaves in 2024."
+    score = score_reply(fact, "I do not know.", detect=english, prompt=prompt, category="closed_qa")
+    assert (score.correct, score.answer_in_prompt, score.category_guessed) == (False, True, False)
+    missing = score_reply(fact, "?", detect=english, prompt="How many loaves?", category="open_qa")
+    assert (missing.answer_in_prompt, missing.category_guessed) == (False, True)
+    label = q("classification", labels=["a", "b"], accepted=["a"])
+    assert score_reply(label, "a", detect=english, prompt="a").answer_in_prompt is None
+    summary = summarise([score, missing])
+    assert summary["answer_in_prompt"] == [1, 2]
+    assert summary["category_guessed"] == [1, 2]

@@ -144,19 +144,28 @@ def note_label(hit: Hit) -> str:
     return f"{title} > {heading}"
 
 
-def notes_block(hits: Sequence[Hit], max_chars: int) -> str:
-    """The notes section's text for ``hits``: whole passages, best first, within ``max_chars``."""
-    from bonsai.layouts import format_notes
-
-    passages: list[tuple[str, str]] = []
+def notes_that_fit(hits: Sequence[Hit], max_chars: int) -> list[Hit]:
+    """The best ``hits`` whose passages fit in ``max_chars`` together (at least the first)."""
+    kept: list[Hit] = []
     used = 0
     for hit in hits:
-        label, text = note_label(hit), hit.text.strip()
-        cost = len(label) + len(text) + 8
-        if passages and used + cost > max_chars:
+        cost = len(note_label(hit)) + len(hit.text.strip()) + 8
+        if kept and used + cost > max_chars:
             break
-        passages.append((label, text[: max(0, max_chars - len(label) - 8)]))
+        kept.append(hit)
         used += cost
+    return kept
+
+
+def notes_block(hits: Sequence[Hit], max_chars: int) -> str:
+    """The notes section's text for the ``hits`` that fit in ``max_chars`` (a single passage
+    longer than that is cut)."""
+    from bonsai.layouts import format_notes
+
+    passages = [
+        (note_label(hit), hit.text.strip()[: max(0, max_chars - len(note_label(hit)) - 8)])
+        for hit in notes_that_fit(hits, max_chars)
+    ]
     return format_notes(passages)
 
 

@@ -22,6 +22,7 @@ from bonsai.chat.prompts import (
     history_block,
     normalise_mode,
     notes_block,
+    notes_that_fit,
 )
 from bonsai.db.connection import transaction
 from bonsai.errors import BonsaiError
@@ -227,6 +228,7 @@ class ChatSession:
 
         language = self.detect_language(question)
         hits = self.retriever(question, args.k) if use_rag else []
+        hits = notes_that_fit(hits, args.max_notes_chars)
         while True:
             parts = PromptParts(
                 system=system.strip(),

@@ -71,7 +71,7 @@ def read_dolly(path: Path, *, language: str, prefix: str) -> list[Source]:
     return sources
 
 
-_EN_JOIN = re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m|[.,!?;:%)])")
+_EN_JOIN = re.compile(r" (n't|'t|'s|'re|'ve|'ll|'d|'m|[.,!?;:%)])")
 _EN_OPEN = re.compile(r"([($]) ")
 
 

@@ -1,0 +1,169 @@
+"""The nursery stock: sources read into records, notes placed as chat places them, the deal,
+and a keeper's run starting from the stock by default."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bonsai.garden import Garden
+from bonsai.layouts import BASE
+from bonsai.nursery import install_stock, stock_fits
+from bonsai.nursery.build import NurseryConfig, deal, with_notes, write_records
+from bonsai.nursery.sources import Source, join_english, join_japanese, read_dolly
+from bonsai.records import CATEGORIES, Record
+from bonsai.train.args import TrainArgs
+from bonsai.train.prepare import prepare
+
+
+def test_tokenised_sentence_pairs_are_written_as_people_write_them() -> None:
+    assert join_english("i 'm in the tennis club .") == "I'm in the tennis club."
+    assert (
+        join_english("i can 't tell who will arrive first .")
+        == "I can't tell who will arrive first."
+    )
+    assert join_japanese("私 は テニス 部員 で す 。") == "私はテニス部員です。"
+    assert join_japanese("CD プレーヤー を 買 っ た") == "CDプレーヤーを買った"
+
+
+def _dolly(path: Path, n: int, language: str) -> None:
+    categories = ["open_qa", "closed_qa", "classification", "brainstorming", "creative_writing"]
+    rows = []
+    for i in range(n):
+        category = categories[i % len(categories)]
+        context = f"Context {i}: the answer is {i}." if category == "closed_qa" else ""
+        text = "質問" if language == "ja" else "Question"
+        rows.append(
+            {
+                "index": str(i),
+                "instruction": f"{text} {i}?",
+                "input": context,
+                "output": f"Answer {i}.",
+                "category": category,
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    _dolly(data / "dolly-ja" / "databricks-dolly-15k-ja.jsonl", 60, "ja")
+    _dolly(data / "dolly" / "dolly-sample.jsonl", 20, "en")
+    pairs = data / "enja-pairs"
+    pairs.mkdir()
+    (pairs / "train.en").write_text("".join(f"this is pen {i} .\n" for i in range(40)), "utf-8")
+    (pairs / "train.ja").write_text(
+        "".join(f"これ は ペン {i} で す 。\n" for i in range(40)), "utf-8"
+    )
+    return data
+
+
+def _config(data: Path, work: Path) -> NurseryConfig:
+    return NurseryConfig(
+        data_dir=data,
+        work_dir=work,
+        dolly_ja_per_shard=20,
+        pairs_per_shard=10,
+        val_records=10,
+        val_pairs=6,
+    )
+
+
+def test_dolly_categories_map_to_the_seven_and_keep_the_original(data_dir: Path) -> None:
+    sources = read_dolly(data_dir / "dolly" / "dolly-sample.jsonl", language="en", prefix="en")
+    assert {s.record.category for s in sources} <= set(CATEGORIES)
+    creative = next(s for s in sources if s.record.source_category == "creative_writing")
+    assert creative.record.category == "creative"
+    assert all(s.record.input == "" for s in sources)  # the context is placed later
+
+
+def test_the_deal_is_deterministic_and_covers_every_category(data_dir: Path, tmp_path) -> None:
+    first = deal(_config(data_dir, tmp_path / "w1"))
+    second = deal(_config(data_dir, tmp_path / "w2"))
+    assert [r.id for r in first.val] == [r.id for r in second.val]
+    assert first.notes == second.notes
+    assert len(first.shards) == 2
+    ids = [r.id for part in (first.val, *first.shards) for r in part]
+    assert len(ids) == len(set(ids))  # no record twice
+    seen = {r.category for shard in first.shards for r in shard}
+    assert seen == set(CATEGORIES)
+    translations = [r for r in first.shards[0] if r.category == "translation"]
+    assert {r.language for r in translations} == {"ja-en", "en-ja"}
+    assert all("{text}" not in r.instruction + r.input for r in translations)
+    assert all(r.split == "val" for r in first.val)
+    assert {r.shard for r in first.shards[1]} == {1}
+
+
+def test_a_reference_text_becomes_a_note_or_stays_the_given_input() -> None:
+    items = [
+        Source(
+            Record(id=f"r{i}", instruction="Q?", output="A.", category="closed_qa"), f"Text {i}."
+        )
+        for i in range(200)
+    ]
+    records, notes = with_notes(items, seed=0)
+    as_note = [r for r in records if r.input == "" and f"Text {r.id[1:]}." in notes.get(r.id, "")]
+    as_input = [r for r in records if r.input]
+    assert 70 < len(as_note) < 130 and 70 < len(as_input) < 130
+    for record in as_input:
+        # A given text is never also one of the notes.
+        assert record.input not in notes.get(record.id, "")
+    assert all(text.startswith("[1]") for text in notes.values())
+    assert "/" not in "".join(notes.values())  # no paths
+
+
+def test_a_keepers_run_starts_from_the_stock_of_its_base_model(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bonsai.nursery as nursery
+
+    stock = tmp_path / "stock"
+    (stock / "adapter").mkdir(parents=True)
+    (stock / "adapter" / "adapter_config.json").write_text("{}")
+    manifest = {
+        "id": "20260101-000000-nursery",
+        "base_model": {"name": str(tiny_model_dir)},
+        "layout": "bonsai-multitask",
+        "dataset": "nursery",
+        "status": "finished",
+        "created_at": 1.0,
+        "args": {"lora_rank": 4, "lora_alpha": 8.0, "lora_targets": "all-linear"},
+    }
+    (stock / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(nursery, "STOCK_DIR", stock)
+    assert stock_fits(str(tiny_model_dir)) and not stock_fits("another/model")
+
+    garden = Garden.init(tmp_path / "g")
+    from bonsai.store import Change, RecordStore
+
+    records = [
+        Record(id=f"r{i}", instruction=f"Q {i}?", output="A.", category="open_qa", language="en")
+        for i in range(12)
+    ]
+    RecordStore(garden.db).apply(
+        "d", [Change(None, r) for r in records], kind="import", description="t"
+    )
+    prep = prepare(garden, TrainArgs(dataset="d", base_model=str(tiny_model_dir)))
+    assert prep.parent is not None and prep.parent.id == install_stock(garden)
+    assert prep.layout == "bonsai-multitask" and prep.args.lora_rank == 4
+    assert any("nursery stock" in note for note in prep.notes)
+    bare = prepare(garden, TrainArgs(dataset="d", base_model=str(tiny_model_dir), from_run=BASE))
+    assert bare.parent is None
+
+
+def test_records_and_notes_are_written_once(data_dir: Path, tmp_path: Path) -> None:
+    config = _config(data_dir, tmp_path / "w")
+    garden = Garden.init(config.work_dir)
+    dealt = deal(config)
+    notes_path = write_records(garden, dealt)
+    write_records(garden, replace(dealt))  # a rerun adds nothing
+    from bonsai.store import RecordStore
+
+    total = len(dealt.val) + sum(len(s) for s in dealt.shards)
+    assert RecordStore(garden.db).count("nursery") == total
+    assert json.loads(notes_path.read_text("utf-8")) == dealt.notes

@@ -53,7 +53,7 @@ def _register_groups() -> None:
     """One module per stage; each adds its commands."""
     import importlib
 
-    for name in ("teach", "train", "notes", "chat", "serve", "grow", "evaluate", "demo"):
+    for name in ("teach", "train", "notes", "chat", "serve", "ui", "grow", "evaluate", "demo"):
         importlib.import_module(f"bonsai.cli.{name}").register(app)
 
 

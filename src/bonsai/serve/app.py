@@ -67,12 +67,16 @@ class ServerState:
     started: float = field(default_factory=lambda: float(now()))
     worker: ModelWorker = field(init=False)
     feedback_lock: threading.Lock = field(default_factory=threading.Lock)
+    web: Any = None
+    """The pages' state (a :class:`bonsai.web.WebState`) when ``bonsai ui`` serves them."""
 
     def __post_init__(self) -> None:
         self.worker = ModelWorker(self.args.queue_size)
 
 
-def create_app(state: ServerState) -> FastAPI:
+def create_app(state: ServerState, *, pages: bool = False) -> FastAPI:
+    """The API; with ``pages`` also the web pages of ``bonsai ui`` (``state.web``)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.worker.start()
@@ -328,4 +332,8 @@ def create_app(state: ServerState) -> FastAPI:
             raise ApiError(status, str(exc), param=exc.field) from None
         return JSONResponse({"object": "feedback", **item.to_dict()})
 
+    if pages:
+        from bonsai.web import add_pages
+
+        add_pages(app, state.web)
     return app

@@ -118,6 +118,22 @@ def _read_new(path: Path, offset: int) -> tuple[str, int]:
     return data[: end + 1].decode("utf-8", errors="replace"), offset + end + 1
 
 
+def _run_of(garden: Any, job: jobs.Job) -> str | None:
+    """The training run a job's worker started (a grow's new run), found by its process."""
+    from bonsai.train.runs import list_runs
+
+    if not job.worker_pid or not job.started_at:
+        return None
+    for run in reversed(list_runs(garden)):
+        manifest = run.manifest
+        if (
+            manifest.get("pid") == job.worker_pid
+            and manifest.get("created_at", 0) >= job.started_at
+        ):
+            return run.id
+    return None
+
+
 def _next_line(path: Path, offset: int) -> int:
     with path.open("rb") as handle:
         handle.seek(offset)
@@ -146,6 +162,8 @@ async def job_events(request: Request, job_id: int) -> StreamingResponse:
         text, log_offset = _read_new(log_file, log_offset)
         metrics: list[Any] = []
         run = (job.progress.get("run") if job else None) or run_id
+        if job is not None and not run and job.kind in ("train", "grow"):
+            run = job.result.get("new_run") or _run_of(web.garden(), job)
         if run:
             chunk, metric_offset = _read_new(
                 web.root / "runs" / run / "metrics.jsonl", metric_offset

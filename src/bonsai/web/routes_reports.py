@@ -52,8 +52,8 @@ def reports_page(request: Request, a: str = "", b: str = "") -> HTMLResponse:
     if right is None and len(evaluations) > 1:
         right = next((e for e in evaluations if e["run"] != left["run"]), evaluations[1])
     compare = None
-    if left and right:
-        hl, hr = _headline(left), _headline(right)
+    if left:
+        hl, hr = _headline(left), _headline(right) if right else {}
         cats = [c for c in CATEGORIES if c in hl or c in hr]
         rows = []
         for c in cats:

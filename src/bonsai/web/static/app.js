@@ -16,8 +16,8 @@ function el(tag, cls, text) {
 
 /* ---- loss curves ------------------------------------------------------------------------ */
 
-const PALETTE = ["#2e7d32", "#c62828", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457",
-  "#558b2f", "#4e342e", "#283593"];
+const PALETTE = ["#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#827717", "#4e342e",
+  "#283593", "#5d4037", "#00695c"];
 
 function Curves(container) {
   this.container = container;
@@ -73,13 +73,14 @@ Curves.prototype.draw = function () {
       { label: "validation", stroke: "#c62828", width: 2.5, spanGaps: true, points: { show: true, size: 6 } },
     ];
     d.names.forEach((n, i) => series.push({
-      label: "val · " + n, stroke: PALETTE[(i + 2) % PALETTE.length], width: 1.2, dash: [6, 4],
+      label: "val · " + n, stroke: PALETTE[i % PALETTE.length], width: 1.2, dash: [6, 4],
       spanGaps: true, points: { show: true, size: 4 },
     }));
     this.plot = new uPlot({
       width: width, height: 300, series: series,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, { label: "loss" }],
+      axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] },
+        { label: "loss" }],
       legend: { live: true },
     }, d.columns, this.container);
     this.key = key;
@@ -337,7 +338,11 @@ function chatPage(root) {
       stopButton.classList.add("hidden");
       sendButton.disabled = false;
       bot.classList.remove("streaming");
-      if (first && !answer.querySelector(".error")) answer.textContent = answer.textContent.replace("…", "");
+      if (first && !answer.querySelector(".error")) {
+        answer.textContent = "";
+        if (!answerText) answer.append(el("span", "muted small", reasoning.textContent
+          ? "(no answer after the reasoning: open it above)" : "(no answer)"));
+      }
     }
     history.push({ role: "user", content: text }, { role: "assistant", content: answerText });
     if (extra) {

@@ -267,6 +267,11 @@ def test_a_restart_mid_training_marks_the_job_interrupted_and_resume_continues(
         server = UiProcess(garden).wait_ready()
         page.goto(server.base + f"/jobs/{job_id}")
         assert page.locator("#job-state").text_content() == "interrupted"
+        assert "server" in page.locator("#job-error").text_content()
+        page.locator("#job-log").get_by_text("Interrupted").wait_for()
+        page.wait_for_function(
+            "() => Number(document.getElementById('curves').dataset.points || 0) >= 2"
+        )
         shot("18-train-interrupted")
         page.get_by_role("button", name="Resume").click()
         _job_id(page)

@@ -201,7 +201,7 @@ def train_preview(garden: Garden, params: dict[str, Any]) -> str:
         "lora_rank": _opt_int(flags, "lora_rank"),
     }
     buffer = io.StringIO()
-    console = Console(file=buffer, width=100, color_system=None, highlight=False)
+    console = Console(file=buffer, width=400, color_system=None, highlight=False, soft_wrap=True)
     prep = prepare(garden, TrainArgs.from_flags(dataset, dry_run=True, **flags))
     print_plan(prep, RunLog(console))
     return buffer.getvalue()

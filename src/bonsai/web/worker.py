@@ -88,7 +88,7 @@ def run_job(garden: Garden, job: jobs.Job) -> str:
     conn = garden.db
     with path.open("a", encoding="utf-8", buffering=1) as handle:
         console = Console(
-            file=handle, width=110, force_terminal=False, color_system=None, highlight=False
+            file=handle, width=160, force_terminal=False, color_system=None, highlight=False
         )
         reporter = Reporter(conn, job, console)
         watch = _Watch(garden.db_path, job.id)
@@ -98,8 +98,9 @@ def run_job(garden: Garden, job: jobs.Job) -> str:
             result = TASKS[job.kind](garden, job.params, reporter) or {}
             state = str(result.pop("_state", "finished"))
         except KeyboardInterrupt:
-            state, error = "interrupted", "stopped on request"
-            reporter.log("Stopped on request.")
+            why = "the server stopped" if QUIT.is_set() else "stopped on request"
+            state, error = "interrupted", why
+            reporter.log(f"Interrupted: {why}.")
         except BonsaiError as exc:
             error = str(exc)
             reporter.log(f"error: {exc}")
@@ -109,7 +110,7 @@ def run_job(garden: Garden, job: jobs.Job) -> str:
         finally:
             watch.done.set()
         if state == "interrupted" and error is None:
-            error = "stopped on request"
+            error = "the server stopped" if QUIT.is_set() else "stopped on request"
         reporter.progress(force=True)
         jobs.finish(conn, job.id, state, result=result, error=error)
         reporter.log(f"Job {job.id} {state}.")

@@ -87,7 +87,8 @@ def first_token_ms(client: httpx.Client, base: str, question: str) -> float:
     started = time.perf_counter()
     with client.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600) as r:
         r.raise_for_status()
-        for line in r.iter_lines():
+        lines = r.iter_lines()
+        for line in lines:
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             delta = json.loads(line[6:])["choices"]
@@ -95,7 +96,7 @@ def first_token_ms(client: httpx.Client, base: str, question: str) -> float:
                 delta[0]["delta"].get("content") or delta[0]["delta"].get("reasoning_content")
             ):
                 elapsed = (time.perf_counter() - started) * 1000
-                for _ in r.iter_lines():  # let it finish (and be logged) before the next
+                for _ in lines:  # let it finish (and be logged) before the next
                     pass
                 return elapsed
     return float("nan")
@@ -143,8 +144,8 @@ def main() -> int:
             return 1
         client = httpx.Client(timeout=60)
         page_ms, page_max = timed(client, f"{base}/records?dataset=big")
-        later_ms, later_max = timed(client, f"{base}/records?dataset=big&page=250")
-        filter_ms, filter_max = timed(
+        later_ms, _ = timed(client, f"{base}/records?dataset=big&page=250")
+        filter_ms, _ = timed(
             client, f"{base}/records?dataset=big&category=translation&language=ja"
         )
         search_ms, search_max = timed(client, f"{base}/records?dataset=big&q=Tama12")

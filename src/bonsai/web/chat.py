@@ -65,6 +65,12 @@ class LazySession:
                 garden.close()
             return self._session
 
+    def warm(self) -> None:
+        """Load the model and the language detector now (the server does it in the model thread
+        as it starts, so the first question does not wait for them)."""
+        session = self.session()
+        session.detect_language("warm up: 準備")
+
     def ask(self, question: str, **kwargs: Any) -> Any:
         return self.session().ask(question, **kwargs)
 

@@ -40,6 +40,7 @@ def run_ui(
     *,
     announce: Callable[[str], None] | None = None,
     jobs: bool = True,
+    warm: bool = True,
 ) -> None:
     """Serve until interrupted; the job worker runs alongside and stops with the server."""
     import uvicorn
@@ -64,6 +65,8 @@ def run_ui(
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
             await super().startup(sockets)
+            if self.started and warm:
+                state.worker.submit(state.session.warm)  # in the model thread, in the background
             if self.started and announce and self.servers and self.servers[0].sockets:
                 port = self.servers[0].sockets[0].getsockname()[1]
                 host = args.host if ":" not in args.host else f"[{args.host}]"

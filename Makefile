@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/generate.py --loops 12
+	$(BIN)/python bench/web.py
 
 demo: setup
 	$(BIN)/bonsai demo

@@ -227,9 +227,19 @@ def test_the_whole_loop_in_a_browser(browser, shots, ui, tmp_path):
     page.locator(".round table.compare").first.wait_for()
     shot("15-grow-rounds")
 
-    # -- reports and the garden at the end ---------------------------------------------------
+    # -- evaluate the first run too; the reports side by side --------------------------------
+    page.goto(base + f"/runs/{run_id}")
+    page.locator("input[name=max_items]").fill("4")
+    page.locator("input[name=max_probes]").fill("0")
+    page.locator("input[name=max_new_tokens]").fill("4")
+    page.get_by_role("button", name="Evaluate").click()
+    _job_id(page)
+    _wait_job(page, timeout=180)
+    page.locator("#job-report-link:not(.hidden)").wait_for()
     page.goto(base + "/reports")
     page.locator("table.compare").first.wait_for()
+    header = page.locator("table.compare thead").text_content()
+    assert run_id in header and "B: –" not in header, header
     shot("16-reports")
     page.goto(base + "/")
     shot("17-garden")

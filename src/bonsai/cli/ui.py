@@ -42,12 +42,13 @@ def ui(
     precision: PrecisionOption = "int8",
     engine: EngineOption = "transformers",
 ) -> None:
-    """Open your garden in a browser: records, teach, train with live curves, chat with
-    feedback, the feedback queue, grow, reports.
+    """Open your garden in a browser: records, teach, train with live
+    curves, chat with feedback, the feedback queue, grow, reports.
 
-    Long work (teach, train, eval, grow) runs as jobs in a worker process, one at a time, kept
-    in the garden: a reload or a restart shows where each stands. The OpenAI-compatible API of
-    `bonsai serve` answers on the same server at /v1.
+    Long work (teach, train, eval, grow) runs as jobs in a worker
+    process, one at a time, kept in the garden: a reload or a restart
+    shows where each stands. The OpenAI-compatible API of `bonsai serve`
+    answers on the same server at /v1.
     """
     from bonsai.serve import ServeArgs
     from bonsai.web.server import build_ui_state, run_ui

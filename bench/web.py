@@ -145,9 +145,7 @@ def main() -> int:
         client = httpx.Client(timeout=60)
         page_ms, page_max = timed(client, f"{base}/records?dataset=big")
         later_ms, _ = timed(client, f"{base}/records?dataset=big&page=250")
-        filter_ms, _ = timed(
-            client, f"{base}/records?dataset=big&category=translation&language=ja"
-        )
+        filter_ms, _ = timed(client, f"{base}/records?dataset=big&category=translation&language=ja")
         search_ms, search_max = timed(client, f"{base}/records?dataset=big&q=Tama12")
         search_ja_ms, _ = timed(client, f"{base}/records?dataset=big&q=ブラッシング")
         garden_ms, _ = timed(client, f"{base}/")

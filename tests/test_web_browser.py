@@ -243,6 +243,12 @@ def test_the_whole_loop_in_a_browser(browser, shots, ui, tmp_path):
     shot("16-reports")
     page.goto(base + "/")
     shot("17-garden")
+    page.locator("ul.notes a").first.click()
+    page.get_by_text("もちは毎朝ウェットフードを食べる。").first.wait_for()
+    shot("19-note")
+    page.goto(base + "/jobs")
+    page.locator("table.jobs").get_by_text("teach cats (template)").wait_for()
+    shot("20-jobs")
     page.goto(base + f"/jobs/{teach_job}")
     assert not errors, errors
 

@@ -161,6 +161,8 @@ def test_records_are_paged_searched_and_checked(garden):
     client, _ = _client(garden)
     page = client.get("/records?dataset=cats&page=2").text
     assert "page 2 of 3" in page and "r050" in page and "r049" not in page
+    assert "page 3 of 3" in client.get("/records?dataset=cats&page=99").text
+    assert "page 3 of 3" in client.get("/records?dataset=cats&q=q&page=99").text
     found = client.get("/records?dataset=cats&q=q11&language=ja").text
     assert "r011" in found and "r111" in found and "r110" not in found
     checked = client.post("/records/check", data={"dataset": "cats"}, headers=_csrf(client))

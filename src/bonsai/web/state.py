@@ -27,8 +27,9 @@ class WebState:
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     supervisor: Any = None
     """The :class:`~bonsai.web.supervisor.JobSupervisor` (None: jobs wait for a worker)."""
-    check_cache: dict[tuple[str, int], Any] = field(default_factory=dict)
-    """(dataset, latest change id) → findings of ``data check``."""
+    check_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    """Keyed by the dataset's latest change id, so an edit makes them stale: (dataset, id) → the
+    findings of ``data check``; ('facets', dataset, id) → the values of the filter menus."""
     _local: threading.local = field(default_factory=threading.local)
 
     def garden(self) -> Garden:

@@ -150,17 +150,40 @@ def query_records(
         conn.executemany("INSERT OR IGNORE INTO web_ids VALUES (?)", [(i,) for i in only_ids])
         where.append("id IN (SELECT id FROM web_ids)")
     clause = " AND ".join(where)
-    total = conn.execute(f"SELECT COUNT(*) FROM records WHERE {clause}", params).fetchone()[0]
-    pages = max(1, -(-total // page_size))
-    query.page = min(max(1, query.page), pages)
     cursor = conn.cursor()
     cursor.row_factory = None
-    rows = cursor.execute(
-        f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {clause}"
-        " ORDER BY position LIMIT ? OFFSET ?",
-        [*params, page_size, (query.page - 1) * page_size],
-    ).fetchall()
-    return RecordPage(query, [_row_to_record(r) for r in rows], total, pages)
+    columns = ", ".join(_COLUMNS)
+    # Each row comes with how many rows match in all. A search reads every text once for both
+    # (a window count); without one, the position index gives the page at once and a separate
+    # count (evaluated once) is cheap.
+    if query.q.strip():
+        select = f"SELECT {columns}, COUNT(*) OVER () FROM records WHERE {clause}"
+        select_params = list(params)
+    else:
+        select = (
+            f"SELECT {columns}, (SELECT COUNT(*) FROM records WHERE {clause})"
+            f" FROM records WHERE {clause}"
+        )
+        select_params = [*params, *params]
+
+    def fetch(page: int) -> list[tuple[Any, ...]]:
+        return cursor.execute(
+            f"{select} ORDER BY position LIMIT ? OFFSET ?",
+            [*select_params, page_size, (page - 1) * page_size],
+        ).fetchall()
+
+    page = max(1, query.page)
+    rows = fetch(page)
+    if rows:
+        total = rows[0][-1]
+    else:  # past the last page (or nothing matches): count, and show the last page
+        total = conn.execute(f"SELECT COUNT(*) FROM records WHERE {clause}", params).fetchone()[0]
+        if total:
+            page = max(1, -(-total // page_size))
+            rows = fetch(page)
+    query.page = page
+    pages = max(1, -(-total // page_size))
+    return RecordPage(query, [_row_to_record(r[:-1]) for r in rows], total, pages)
 
 
 def facets(conn: sqlite3.Connection, dataset: str) -> dict[str, list[str]]:

@@ -25,6 +25,19 @@ function Curves(container) {
   this.plot = null;
   this.key = "";
   this.pending = false;
+  this.perCategory = "by_category";
+  // A choice above the chart: per-category curves of validation loss, of training loss, or none.
+  const choice = el("select", "curve-choice");
+  choice.setAttribute("aria-label", "per-category curves");
+  for (const [value, label] of [["by_category", "per category: validation loss"],
+    ["train_by_category", "per category: training loss"], ["", "per category: none"]]) {
+    const option = el("option", null, label);
+    option.value = value;
+    choice.append(option);
+  }
+  choice.addEventListener("change", () => { this.perCategory = choice.value; this.draw(); });
+  this.chart = el("div", "chart-area");
+  container.append(choice, this.chart);
 }
 
 Curves.prototype.add = function (entries) {
@@ -44,7 +57,7 @@ Curves.prototype.data = function () {
     if (e.kind === "train") train.set(e.step, e.loss);
     if (e.kind === "val") {
       val.set(e.step, e.loss);
-      for (const [c, v] of Object.entries(e.by_category || {})) {
+      for (const [c, v] of Object.entries((this.perCategory && e[this.perCategory]) || {})) {
         if (!cats.has(c)) cats.set(c, new Map());
         cats.get(c).set(e.step, v);
       }
@@ -60,20 +73,22 @@ Curves.prototype.draw = function () {
   if (typeof uPlot === "undefined") { setTimeout(() => this.draw(), 100); return; }
   const d = this.data();
   if (!d.steps.length) {
-    this.container.textContent = "No loss logged yet: the curves appear after the first steps.";
+    this.chart.textContent = "No loss logged yet: the curves appear after the first steps.";
     return;
   }
-  const key = d.names.join("|");
+  const key = this.perCategory + ":" + d.names.join("|");
   const width = Math.max(320, this.container.clientWidth || 600);
   if (!this.plot || key !== this.key) {
-    this.container.textContent = "";
+    this.chart.textContent = "";
+    if (this.plot) this.plot.destroy();
+    const kind = this.perCategory === "train_by_category" ? "train · " : "val · ";
     const series = [
       { label: "step" },
       { label: "train", stroke: "#2e7d32", width: 1.5, spanGaps: true },
       { label: "validation", stroke: "#c62828", width: 2.5, spanGaps: true, points: { show: true, size: 6 } },
     ];
     d.names.forEach((n, i) => series.push({
-      label: "val · " + n, stroke: PALETTE[i % PALETTE.length], width: 1.2, dash: [6, 4],
+      label: kind + n, stroke: PALETTE[i % PALETTE.length], width: 1.2, dash: [6, 4],
       spanGaps: true, points: { show: true, size: 4 },
     }));
     this.plot = new uPlot({
@@ -82,7 +97,7 @@ Curves.prototype.draw = function () {
       axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] },
         { label: "loss" }],
       legend: { live: true },
-    }, d.columns, this.container);
+    }, d.columns, this.chart);
     this.key = key;
   } else {
     this.plot.setData(d.columns);

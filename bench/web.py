@@ -161,9 +161,8 @@ def main() -> int:
         tokens = [first_token_ms(client, base, q) for q in
                   ("How old is Mochi?", "もちは何歳ですか？", "What does Tama eat?")]  # fmt: skip
         token_ms = statistics.median(tokens)
-        print(
-            f"model loaded in {load_s:.1f} s; first token {', '.join(f'{t:.0f}' for t in tokens)} ms"
-        )
+        shown = ", ".join(f"{t:.0f}" for t in tokens)
+        print(f"first question {load_s:.1f} s; then first token {shown} ms")
 
         html = client.get(f"{base}/train").text
         csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)

@@ -153,7 +153,7 @@ def test_the_whole_loop_in_a_browser(browser, shots, ui, tmp_path):
     page.locator("#train-form button.primary").click()
     train_job = _job_id(page)
     page.wait_for_function(
-        "() => Number((document.getElementById('curves') || {dataset: {}}).dataset.points || 0) >= 2",
+        "() => Number(document.getElementById('curves').dataset.points || 0) >= 2",
         timeout=120_000,
     )
     first_points = int(page.locator("#curves").get_attribute("data-points"))

@@ -43,15 +43,14 @@ def run_ui(
     warm: bool = True,
 ) -> None:
     """Serve until interrupted; the job worker runs alongside and stops with the server."""
+    # transformers imports itself lazily; two threads importing it for the first time at once
+    # (the model loading in the model thread, a training preview in a request thread) can see
+    # it half-initialised. It is imported whole once, here, before any thread starts.
+    import transformers  # noqa: F401
     import uvicorn
 
     from bonsai.serve.app import create_app
     from bonsai.web.supervisor import JobSupervisor
-
-    # transformers imports itself lazily; two threads importing it for the first time at once
-    # (the model loading in the model thread, a training preview in a request thread) can see
-    # it half-initialised. Import it whole once, here, before any thread starts.
-    import transformers  # noqa: F401
 
     args = state.args
     app = create_app(state, pages=True)

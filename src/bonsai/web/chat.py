@@ -69,7 +69,9 @@ class LazySession:
         """Load the model and the language detector now (the server does it in the model thread
         as it starts, so the first question does not wait for them)."""
         session = self.session()
-        session.detect_language("warm up: 準備")
+        # The language detector loads its statistical models on first use (seconds); a text
+        # that neither the script nor the English word list decides makes it load them now.
+        session.detect_language("Quel âge a Mochi aujourd'hui?")
 
     def ask(self, question: str, **kwargs: Any) -> Any:
         return self.session().ask(question, **kwargs)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serve_support import tiny_garden  # noqa: F401 - the same tiny garden as the server tests
 
 from bonsai.garden import Garden
 from bonsai.records import Record
@@ -39,15 +40,6 @@ def chromium_path() -> str:
         if found:
             return found
     pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
-
-
-def tiny_garden(root: Path, model_dir: Path) -> Garden:
-    garden = Garden.init(root)
-    config = garden.config
-    config.student.base_model = str(model_dir)
-    config.save(garden.config_path)
-    garden.close()
-    return Garden.open(root)
 
 
 def screenshots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

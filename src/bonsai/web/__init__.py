@@ -12,15 +12,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from bonsai.web.state import WebState
-
-if TYPE_CHECKING:
-    pass
 
 STATIC_DIR = Path(__file__).parent / "static"
 

@@ -162,7 +162,10 @@ def main() -> int:
                   ("How old is Mochi?", "もちは何歳ですか？", "What does Tama eat?")]  # fmt: skip
         token_ms = statistics.median(tokens)
         shown = ", ".join(f"{t:.0f}" for t in tokens)
-        print(f"first question {load_s:.1f} s; then first token {shown} ms")
+        print(
+            f"first answer {load_s:.1f} s after the server started (loading); "
+            f"then first token {shown} ms"
+        )
 
         html = client.get(f"{base}/train").text
         csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
@@ -192,7 +195,10 @@ def main() -> int:
             f"records_page_250_ms={later_ms:.0f} filter_ms={filter_ms:.0f} "
             f"search_ms={search_ms:.0f} search_ja_ms={search_ja_ms:.0f}"
         )
-        print(f"RESULT model={args.model} model_load_s={load_s:.1f} first_token_ms={token_ms:.0f}")
+        print(
+            f"RESULT model={args.model} first_answer_after_start_s={load_s:.1f} "
+            f"first_token_ms={token_ms:.0f}"
+        )
         print(
             f"RESULT training_job_running={bool(training)} search_while_training_ms={busy_ms:.0f}"
             f" worst_while_training_ms={busy_max:.0f}"

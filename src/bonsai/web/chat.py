@@ -28,6 +28,8 @@ class LazySession:
         self._session: Any = None
         self._lock = threading.Lock()
         self.loaded_run: str | None = None
+        self.on_load: Any = None
+        """Called with the run id after a (re)load (the server then names it in /v1/models)."""
 
     def wanted_run(self) -> str:
         from bonsai.generate.loading import choose_run
@@ -61,6 +63,8 @@ class LazySession:
                         session_id="web",
                     )
                     self.loaded_run = choice.id
+                    if self.on_load is not None:
+                        self.on_load(choice.id)
             finally:
                 garden.close()
             return self._session

@@ -24,7 +24,7 @@ def build_ui_state(garden: Garden, args: ServeArgs, *, max_upload_bytes: int | N
     web = WebState(root=garden.root, token=None if args.is_local else secrets.token_urlsafe(18))
     if max_upload_bytes is not None:
         web.max_upload_bytes = max_upload_bytes
-    return ServerState(
+    state = ServerState(
         args=args,
         session=session,  # type: ignore[arg-type]  # answers through ChatSession.ask
         feedback_conn=connect(garden.db_path),
@@ -33,6 +33,8 @@ def build_ui_state(garden: Garden, args: ServeArgs, *, max_upload_bytes: int | N
         embed_model=default_model_name,
         web=web,
     )
+    session.on_load = lambda run_id: setattr(state, "model_id", run_id)
+    return state
 
 
 def run_ui(

@@ -10,11 +10,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from bonsai.db import connect
 from bonsai.web import jobs
 
+QUICK_DEATH_S = 5.0
+RESTART_PAUSE_S = 10.0
 GRACE_S = 20.0
 """How long a stopping job may take to save its checkpoint at shutdown."""
 
@@ -26,6 +29,7 @@ class JobSupervisor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._spawned = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -46,6 +50,7 @@ class JobSupervisor:
     def _spawn(self) -> None:
         log = self.root / "jobs" / "worker.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        self._spawned = time.monotonic()
         with self._lock, log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bonsai.web.worker", str(self.root)],
@@ -66,6 +71,11 @@ class JobSupervisor:
                     jobs.mark_orphans(conn)
                 finally:
                     conn.close()
+                # A worker that cannot even start is not restarted in a tight loop.
+                if time.monotonic() - self._spawned < QUICK_DEATH_S:
+                    self._stopping.wait(RESTART_PAUSE_S)
+                    if self._stopping.is_set():
+                        return
                 self._spawn()
             self._stopping.wait(1.0)
 

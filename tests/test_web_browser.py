@@ -194,6 +194,7 @@ def test_the_whole_loop_in_a_browser(browser, shots, ui, tmp_path):
     bot.locator(".fb-panel:not(.hidden) textarea").fill("もちは毎朝ウェットフードを食べる。")
     bot.get_by_role("button", name="Remember", exact=True).click()
     bot.locator(".fb-done.ok").get_by_text("experience").wait_for()
+    page.locator(".sessions a.on", has_text="もちは何歳ですか？").wait_for()
     shot("11-chat")
     kinds = [
         r[0] for r in garden.db.execute("SELECT kind FROM chat_feedback ORDER BY id").fetchall()
@@ -201,6 +202,10 @@ def test_the_whole_loop_in_a_browser(browser, shots, ui, tmp_path):
     assert kinds == ["bad", "correction", "experience"]
     turn = garden.db.execute("SELECT prompt, session, status FROM chat_turns").fetchone()
     assert turn[0] == "もちは何歳ですか？" and turn[1].startswith("web-") and turn[2] == "ok"
+    page.get_by_role("link", name="New conversation").click()
+    assert page.locator(".msg-bot").count() == 0
+    page.locator(".sessions a", has_text="もちは何歳ですか？").click()
+    page.locator(".msg-bot .fb-buttons").wait_for()  # the conversation, with its tools
 
     # -- the feedback queue -----------------------------------------------------------------
     page.goto(base + "/feedback")

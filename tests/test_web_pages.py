@@ -209,3 +209,44 @@ def test_chat_page_lists_a_conversation_with_its_sources(garden):
     page = client.get("/chat?session=web-1").text
     assert "もちは何歳？" in page and "mochi.md › Mochi" in page
     assert SCRIPT not in page
+
+
+def test_uploads_above_the_limit_are_refused_before_they_are_read(garden):
+    client, state = _client(garden)
+    state.web.max_upload_bytes = 1000
+    response = client.post(
+        "/records/import",
+        data={"dataset": "cats"},
+        files={"file": ("big.jsonl", io.BytesIO(b"x" * 5000), "application/jsonl")},
+        headers=_csrf(client),
+    )
+    assert "larger than the upload limit" in response.text
+    assert "cats" not in RecordStore(garden.db).dataset_names()
+
+
+def test_the_api_refuses_a_cross_site_post_but_not_a_program(garden):
+    client, _ = _client(garden)
+    body = {"kind": "experience", "text": "Mochi likes boxes."}
+    foreign = client.post("/v1/feedback", json=body, headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403
+    program = client.post("/v1/feedback", json=body)  # no Origin, no CSRF header: a program
+    assert program.status_code == 200 and program.json()["kind"] == "experience"
+
+
+def test_a_jobs_events_stream_its_state_log_and_end(garden):
+    from bonsai.web import jobs
+
+    job = jobs.enqueue(garden.db, "teach", {"dataset": "cats"}, "teach cats")
+    jobs.claim_next(garden.db, 1)
+    path = jobs.log_path(garden.root, job.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("Teaching 3 records\nもちは何歳？\n", encoding="utf-8")
+    jobs.finish(garden.db, job.id, "finished", result={"written": 3})
+    client, _ = _client(garden)
+    text = client.get(f"/jobs/{job.id}/events").text
+    events = re.findall(r"event: (\w+)\ndata: (.*)\n", text)
+    assert [name for name, _ in events] == ["job", "log", "end"]
+    assert json.loads(events[0][1])["state"] == "finished"
+    assert json.loads(events[1][1])["text"] == "Teaching 3 records\nもちは何歳？\n"
+    page = client.get(f"/jobs/{job.id}").text
+    assert "teach cats" in page and 'id="job-data"' in page

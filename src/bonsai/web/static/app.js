@@ -375,8 +375,22 @@ function chatPage(root) {
       }
       bot.append(el("div", "turn-meta muted small", extra.mode + " · " + extra.run));
       addFeedback(bot, extra.turn_id);
+      listConversation(text);
       if (!status.textContent.startsWith("first token")) status.textContent = "model: " + extra.run;
     }
+  }
+
+  function listConversation(firstQuestion) {
+    // A new conversation joins the list on its first answer (a link back to it).
+    const list = document.querySelector(".sessions");
+    if (!list || list.querySelector("a.on")) return;
+    const empty = list.querySelector("li.muted");
+    if (empty) empty.remove();
+    const item = el("li");
+    const link = el("a", "on", firstQuestion.length > 40 ? firstQuestion.slice(0, 39) + "…" : firstQuestion);
+    link.href = "/chat?session=" + encodeURIComponent(session);
+    item.append(link);
+    list.prepend(item);
   }
 
   function addFeedback(bot, turnId) {

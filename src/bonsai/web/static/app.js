@@ -323,6 +323,10 @@ function chatPage(root) {
             if (chunk.error) throw new Error(chunk.error.message);
             if (chunk.bonsai) extra = chunk.bonsai;
             const delta = (chunk.choices && chunk.choices[0] && chunk.choices[0].delta) || {};
+            if ((delta.reasoning_content || delta.content) && !bot.dataset.firstTokenMs) {
+              bot.dataset.firstTokenMs = String(Math.round(performance.now() - started));
+              status.textContent = "first token after " + (bot.dataset.firstTokenMs / 1000).toFixed(2) + " s";
+            }
             if (delta.reasoning_content) {
               details.classList.remove("hidden");
               reasoning.append(document.createTextNode(delta.reasoning_content));
@@ -331,8 +335,6 @@ function chatPage(root) {
               if (first) {
                 first = false;
                 answer.textContent = "";
-                status.textContent = "first token after " + ((performance.now() - started) / 1000).toFixed(2) + " s";
-                bot.dataset.firstTokenMs = String(Math.round(performance.now() - started));
               }
               answerText += delta.content;
               answer.append(document.createTextNode(delta.content));

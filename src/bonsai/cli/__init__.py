@@ -63,6 +63,7 @@ def _register_groups() -> None:
         "chat",
         "logs",
         "serve",
+        "ui",
         "grow",
         "evaluate",
         "demo",

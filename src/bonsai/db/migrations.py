@@ -407,3 +407,45 @@ def m010_grow_rounds(conn: sqlite3.Connection) -> None:
         CREATE INDEX grow_rounds_by_time ON grow_rounds (created_at);
         """,
     )
+
+
+@migration
+def m011_jobs_and_feedback_reviews(conn: sqlite3.Connection) -> None:
+    """Long work started from the web pages (teach, train, eval, grow), run one at a time by a
+    worker process.
+
+    ``state``: 'queued', 'running', 'finished', 'failed' or 'interrupted' (stopped on request, or
+    found running with its worker gone after a restart). ``params`` are the settings the job was
+    started with (JSON), ``progress`` the latest progress the worker reported (JSON: done, total,
+    message, run), ``result`` what it made (JSON). The log is a file: ``jobs/<id>.log``.
+
+    ``feedback_reviews``: what a person decided about a pending feedback in the feedback queue
+    before grow ('accepted' or 'rejected'; a rejected one is also marked dismissed).
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('teach', 'train', 'eval', 'grow')),
+            title TEXT NOT NULL DEFAULT '',
+            params TEXT NOT NULL DEFAULT '{}',
+            state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'running', 'finished', 'failed', 'interrupted')),
+            progress TEXT NOT NULL DEFAULT '{}',
+            result TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            stop_requested INTEGER NOT NULL DEFAULT 0,
+            worker_pid INTEGER,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL
+        );
+        CREATE INDEX jobs_by_state ON jobs (state, id);
+        CREATE TABLE feedback_reviews (
+            feedback_id INTEGER PRIMARY KEY REFERENCES chat_feedback(id) ON DELETE CASCADE,
+            decision TEXT NOT NULL CHECK (decision IN ('accepted', 'rejected')),
+            at REAL NOT NULL
+        );
+        """,
+    )

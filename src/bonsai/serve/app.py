@@ -20,7 +20,9 @@ from bonsai.serve.state import MODEL_ALIAS, ServerState
 __all__ = ["MODEL_ALIAS", "ServerState", "create_app"]
 
 
-def create_app(state: ServerState) -> FastAPI:
+def create_app(state: ServerState, *, pages: bool = False) -> FastAPI:
+    """The API; with ``pages`` also the web pages of ``bonsai ui`` (``state.web``)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if state.turns is not None:
@@ -41,4 +43,8 @@ def create_app(state: ServerState) -> FastAPI:
     install_error_handlers(app)
     for router in (api.router, feedback.router, system.router):
         app.include_router(router)
+    if pages:
+        from bonsai.web import add_pages
+
+        add_pages(app, state.web)
     return app

@@ -48,6 +48,8 @@ class ServerState:
     started: float = field(default_factory=lambda: float(now()))
     worker: ModelWorker = field(init=False)
     feedback_lock: threading.Lock = field(default_factory=threading.Lock)
+    web: Any = None
+    """The pages' state (a :class:`bonsai.web.WebState`) when ``bonsai ui`` serves them."""
 
     def __post_init__(self) -> None:
         self.worker = ModelWorker(self.args.queue_size)

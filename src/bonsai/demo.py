@@ -1,7 +1,7 @@
 """``bonsai demo``: the whole loop on the bundled sample garden, from nothing to a report.
 
 Every stage is called as a library function (no subprocesses), in the order a user would run
-them: init → import → annotate → check → split → teach → train → evaluate → notes. The demo
+them: init → import → annotate → check → split → teach → notes → train → evaluate. The demo
 garden is a plain garden: afterwards ``bonsai chat --garden demo-garden`` talks to the result.
 
 **Re-running recreates the demo garden.** A demo garden carries a marker file
@@ -252,7 +252,7 @@ def _train(garden: Garden, args: DemoArgs, console: Console) -> str:
 
     budget = args.budget
     assert budget is not None
-    settings: dict[str, Any] = {"dataset": DATASET, "layout": "bonsai", "seed": args.seed}
+    settings: dict[str, Any] = {"dataset": DATASET, "seed": args.seed}
     if budget.max_steps is not None:
         settings["max_steps"] = budget.max_steps
     else:
@@ -275,7 +275,7 @@ def _train(garden: Garden, args: DemoArgs, console: Console) -> str:
 
 
 def _evaluate(garden: Garden, args: DemoArgs, run_id: str, console: Console) -> Any:
-    from bonsai.evaluate.args import BASE, EvalArgs
+    from bonsai.evaluate.args import EvalArgs
     from bonsai.evaluate.progress import RichPhases
     from bonsai.evaluate.runner import evaluate
 
@@ -283,7 +283,7 @@ def _evaluate(garden: Garden, args: DemoArgs, run_id: str, console: Console) -> 
     assert budget is not None
     eval_args = EvalArgs(
         run=run_id,
-        against=[BASE],
+        against=[],  # the parent (the nursery stock) and the base model
         max_items=budget.eval_items,
         max_probes=budget.eval_probes,
         max_new_tokens=budget.max_new_tokens,
@@ -344,20 +344,21 @@ def run_demo(args: DemoArgs, console: Console | None = None) -> DemoResult:
             _split(garden, console, args.seed)
         with stages.stage("teach", "a reasoning for every record"):
             _teach(garden, console)
+        if notes:
+            # Before training: training prompts carry notes as chat gives them.
+            with stages.stage("notes", "the sample notes into the knowledge base"):
+                _notes(garden, console)
         steps = (
             f"{budget.max_steps} steps"
             if budget.max_steps is not None
             else f"{budget.epochs:g} epochs"
         )
         student = args.base_model or garden.config.student.base_model
-        with stages.stage("train", f"LoRA on {student}, bonsai layout, {steps}"):
+        with stages.stage("train", f"LoRA on {student}, from the nursery stock, {steps}"):
             result.run_id = _train(garden, args, console)
-        with stages.stage("evaluate", f"run {result.run_id} against the base model"):
+        with stages.stage("evaluate", f"run {result.run_id} against its parent and the base"):
             outcome = _evaluate(garden, args, result.run_id, console)
             result.report, result.report_json = outcome.html, outcome.json
-        if notes:
-            with stages.stage("notes", "the sample notes into the knowledge base, for chat"):
-                _notes(garden, console)
     finally:
         garden.close()
     result.timings = {**stages.timings, "total": time.perf_counter() - started}

@@ -40,6 +40,12 @@ EXAMPLES: dict[str, str] = {
     "notes list": "bonsai notes list --json",
     "notes remove": "bonsai notes remove ~/notes/old.md",
     "notes embed": "bonsai notes embed",
+    "data edit": "bonsai data edit cat-0002 -d cats",
+    "data rm": "bonsai data rm cat-0002 cat-0003 -d cats",
+    "nursery": "bonsai nursery show",
+    "nursery build": "bonsai nursery build --data ~/open-data --work /tmp/nursery",
+    "nursery show": "bonsai nursery show",
+    "ui": "bonsai ui --open",
 }
 """Command path (as typed after ``bonsai``) → one command line that uses it."""
 

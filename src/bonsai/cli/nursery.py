@@ -53,8 +53,16 @@ def build(
     seed: Annotated[int, typer.Option(help="Seeds the deal of the records and the run.")] = 0,
     max_steps: Annotated[
         int | None,
-        typer.Option(help="Stop each shard after N steps (a quick check).", show_default=False),
+        typer.Option(help="Stop each shard after N steps (a shorter build).", show_default=False),
     ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(help="Validation loss every N steps (default: derived).", show_default=False),
+    ] = None,
+    val_records: Annotated[
+        int, typer.Option(help="Japanese Dolly records held out for validation.")
+    ] = 300,
+    val_pairs: Annotated[int, typer.Option(help="Translation records held out.")] = 200,
     records_only: Annotated[
         bool, typer.Option("--records-only", help="Deal and write the records; train nothing.")
     ] = False,
@@ -63,8 +71,6 @@ def build(
 
     About two hours on a 2-core CPU with the defaults. Progress is shown; a killed build
     resumes where it stopped when you run the same command again.
-
-    Example: bonsai nursery build --data ../shared/data --work /tmp/nursery
     """
     from bonsai.nursery.build import NurseryConfig
     from bonsai.nursery.build import build as build_stock
@@ -79,6 +85,9 @@ def build(
         batch_tokens=batch_tokens,
         seed=seed,
         max_steps=max_steps,
+        eval_every=eval_every,
+        val_records=val_records,
+        val_pairs=val_pairs,
         only_records=records_only,
     )
     written = build_stock(config, err_console)
@@ -88,10 +97,7 @@ def build(
 
 @app.command()
 def show() -> None:
-    """What the shipped nursery stock was grown from, and its held-out loss per shard.
-
-    Example: bonsai nursery show
-    """
+    """What the shipped nursery stock was grown from, and its held-out loss per shard."""
     from bonsai.nursery import STOCK_DIR, stock_manifest
 
     manifest = stock_manifest()

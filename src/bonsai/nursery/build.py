@@ -74,7 +74,9 @@ class NurseryConfig:
     batch_tokens: int | None = None
     seed: int = 0
     max_steps: int | None = None
-    """Stop each shard after this many steps (a quick check of the whole build)."""
+    """Stop each shard after this many steps (a shorter build)."""
+    eval_every: int | None = None
+    """Validation loss every this many steps (None: derived, about ten times a shard)."""
     base_model: str = EMBEDDED_MODEL
     only_records: bool = False
     """Write the records and notes and stop (no training)."""
@@ -298,6 +300,7 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
                 shard=shard,
                 epochs=None if config.max_steps else config.epochs,
                 max_steps=config.max_steps,
+                eval_every=config.eval_every,
                 lr=config.lr,
                 max_length=config.max_length,
                 lora_rank=None if parent else config.lora_rank,

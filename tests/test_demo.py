@@ -59,7 +59,7 @@ def test_demo_runs_the_whole_loop_with_a_tiny_model(
     run_dir = root / "runs" / result.run_id
     assert (run_dir / "adapter" / "adapter_config.json").is_file()
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["status"] == "finished" and manifest["layout"] == "bonsai"
+    assert manifest["status"] == "finished" and manifest["layout"] == "bonsai-multitask"
     assert result.report.parent == run_dir and result.report.name.startswith("report-")
     assert result.report.suffix == ".html" and result.report_json.suffix == ".json"
     html = result.report.read_text(encoding="utf-8")

@@ -107,7 +107,7 @@ def test_tiny_gemma3_run_learns_and_writes_its_folder(finished, tiny_model_dir: 
 
     manifest = json.loads((run.dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["status"] == "finished"
-    assert manifest["layout"] == "bonsai"
+    assert manifest["layout"] == "bonsai-multitask"
     assert manifest["base_model"]["name"] == str(tiny_model_dir)
     assert manifest["data"]["split"] == "made for this run" and manifest["data"]["val_ids"]
     assert manifest["args"]["lora_rank"] == 4 and manifest["args"]["epochs"] == 3
@@ -122,7 +122,7 @@ def test_tiny_gemma3_run_learns_and_writes_its_folder(finished, tiny_model_dir: 
     row = garden.db.execute(
         "SELECT status, layout, parent FROM training_runs WHERE id = ?", (run.id,)
     ).fetchone()
-    assert tuple(row) == ("finished", "bonsai", None)
+    assert tuple(row) == ("finished", "bonsai-multitask", None)
 
 
 def test_epochs_are_marked_where_they_start(finished) -> None:
@@ -174,7 +174,7 @@ def test_merged_model_loads_with_plain_transformers_and_matches(
     result = cli("merge", run.id, "--out", out, "--garden", garden.root)
     assert result.exit_code == 0, result.output
     merged = AutoModelForCausalLM.from_pretrained(out)
-    assert json.loads((out / "bonsai-run.json").read_text())["layout"] == "bonsai"
+    assert json.loads((out / "bonsai-run.json").read_text())["layout"] == "bonsai-multitask"
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     adapted = PeftModel.from_pretrained(base, run.adapter_dir)
     ids = torch.tensor([[2, 40, 41, 42, 43, 44, 45]])

@@ -7,6 +7,7 @@ without a traceback.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +53,12 @@ class ConflictError(BonsaiError):
 
 
 @dataclass
-class DatabaseBusy(BonsaiError):
+class DatabaseBusy(BonsaiError, sqlite3.OperationalError):
     """Another process held the garden database's write lock for longer than we waited.
 
     ``waited`` is how long, in seconds; a server can answer 503 with a Retry-After from it.
+    It is also an ``sqlite3.OperationalError``, so code that retries a locked database (the
+    server's turn log) treats it as one.
     """
 
     waited: float = 0.0

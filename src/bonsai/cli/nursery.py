@@ -63,6 +63,9 @@ def build(
         int, typer.Option(help="Japanese Dolly records held out for validation.")
     ] = 300,
     val_pairs: Annotated[int, typer.Option(help="Translation records held out.")] = 200,
+    shards: Annotated[
+        int, typer.Option(help="Shards to train, A first (1: shard A only, a shorter build).")
+    ] = 2,
     records_only: Annotated[
         bool, typer.Option("--records-only", help="Deal and write the records; train nothing.")
     ] = False,
@@ -88,6 +91,7 @@ def build(
         eval_every=eval_every,
         val_records=val_records,
         val_pairs=val_pairs,
+        shards=shards,
         only_records=records_only,
     )
     written = build_stock(config, err_console)

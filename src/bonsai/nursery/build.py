@@ -78,6 +78,8 @@ class NurseryConfig:
     eval_every: int | None = None
     """Validation loss every this many steps (None: derived, about ten times a shard)."""
     base_model: str = EMBEDDED_MODEL
+    shards: int = 2
+    """How many of the shards to train, A first (1: shard A only, a shorter build)."""
     only_records: bool = False
     """Write the records and notes and stop (no training)."""
 
@@ -284,7 +286,9 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
     if config.only_records:
         return None
     parent: str | None = None
-    for shard, name in enumerate(SHARD_NAMES):
+    if not 1 <= config.shards <= len(SHARD_NAMES):
+        raise BonsaiError(f"--shards must be 1 or {len(SHARD_NAMES)}", field="shards")
+    for shard, name in enumerate(SHARD_NAMES[: config.shards]):
         run = _shard_run(garden, shard)
         if run is not None and run.status == "finished":
             console.print(f"Shard {name}: run {run.id} already finished.")

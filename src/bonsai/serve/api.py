@@ -19,8 +19,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from bonsai.chat import store
-from bonsai.errors import BonsaiError
+from bonsai.errors import BonsaiError, DatabaseBusy
 from bonsai.serve.body import read_json
+from bonsai.serve.errors import database_busy
 from bonsai.serve.protocol import (
     ApiError,
     ChatRequest,
@@ -75,6 +76,8 @@ async def chat_completions(request: Request, state: ServerState = Depends(get_st
     state.log_if_dropped(future, unanswered)
     try:
         turn = await asyncio.wrap_future(future)
+    except DatabaseBusy:
+        raise database_busy() from None
     except BonsaiError as exc:
         raise ApiError(400, str(exc), param=exc.field) from None
     except asyncio.CancelledError:

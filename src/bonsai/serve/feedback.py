@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from bonsai.chat import store
-from bonsai.errors import BonsaiError
+from bonsai.errors import BonsaiError, DatabaseBusy
 from bonsai.serve.body import read_json
 from bonsai.serve.errors import database_busy
 from bonsai.serve.protocol import ApiError
@@ -44,6 +44,8 @@ async def feedback(request: Request, state: ServerState = Depends(get_state)) ->
 
     try:
         item = await run_in_threadpool(write)
+    except DatabaseBusy:
+        raise database_busy() from None
     except BonsaiError as exc:
         status = 404 if exc.message.startswith("no chat turn") else 400
         raise ApiError(status, str(exc), param=exc.field) from None

@@ -1,0 +1,74 @@
+"""How chat reads a question: translation requests, categories and the notes section."""
+
+from __future__ import annotations
+
+import pytest
+
+from bonsai.chat.prompts import (
+    PromptParts,
+    build_record,
+    guess_category,
+    note_label,
+    notes_block,
+    notes_that_fit,
+    translation_request,
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("英語に訳してください：猫は水をよく飲みます。", ("ja", "en")),
+        ("「おはようございます」を英語で言うと？", ("ja", "en")),
+        ("Translate into Japanese: The cat drinks a lot of water.", ("en", "ja")),
+        ('What does "ねこじゃらし" mean in English?', ("ja", "en")),
+        ("次の文を日本語に訳して：I feed her twice a day.", ("en", "ja")),
+        ("请把这句话翻译成英文：猫喜欢睡觉。", ("zh", "en")),
+    ],
+)
+def test_translation_requests_name_both_sides(question: str, expected: tuple[str, str]) -> None:
+    assert translation_request(question) == expected
+    assert guess_category(question, "", "answer") == "translation"
+    record = build_record(
+        question,
+        mode="answer",
+        parts=PromptParts(),
+        language="xx",
+        category="translation",
+        layout_shows_category=True,
+    )
+    assert record.language == f"{expected[0]}-{expected[1]}"
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["How much does Mochi weigh?", "もちは何歳ですか？", "What is the English name of this plant?"],
+)
+def test_other_questions_are_not_translations(question: str) -> None:
+    assert translation_request(question) is None
+
+
+class Hit:
+    def __init__(self, title: str, heading: str, text: str, kind: str = "file") -> None:
+        self.title, self.heading, self.text, self.kind = title, heading, text, kind
+        self.source = "/home/keeper/notes/care-log.md"
+
+
+def test_notes_carry_a_label_in_words_and_no_path() -> None:
+    hits = [
+        Hit("Care log", "Care log > Watering", "Mochi drinks 200 ml a day."),
+        Hit("Vet", "", "Next check-up in April."),
+    ]
+    assert note_label(hits[0]) == "Care log > Watering"
+    assert note_label(hits[1]) == "Vet"
+    block = notes_block(hits, 1000)
+    assert block == (
+        "[1] Care log > Watering\nMochi drinks 200 ml a day.\n\n[2] Vet\nNext check-up in April."
+    )
+    assert "/home/" not in block
+
+
+def test_only_whole_notes_that_fit_are_kept() -> None:
+    hits = [Hit("A", "", "x" * 300), Hit("B", "", "y" * 300), Hit("C", "", "z" * 300)]
+    assert [h.title for h in notes_that_fit(hits, 700)] == ["A", "B"]
+    assert [h.title for h in notes_that_fit(hits, 10)] == ["A"]  # the best one always

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bonsai.errors import BonsaiError
+from bonsai.layouts import BASE  # noqa: F401  (re-exported: `--against base`)
 
-BASE = "base"
-"""The name that stands for the base model (no adapter) in ``--against``."""
 PARENT = "parent"
 """The name that stands for the run's parent run in ``--against``."""
 

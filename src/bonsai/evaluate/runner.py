@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from bonsai.errors import BonsaiError
-from bonsai.evaluate import layouts as layout_api
 from bonsai.evaluate.args import BASE, PARENT, EvalArgs
 from bonsai.evaluate.asking import EvalRetriever, ask_all, open_eval_session
 from bonsai.evaluate.diagnostics import RecordLoss, load_metrics
@@ -30,6 +29,7 @@ from bonsai.evaluate.results import Answer, ModelAnswers, build_results, verdict
 from bonsai.evaluate.runinfo import RunInfo, load_run
 from bonsai.evaluate.scoring import Item
 from bonsai.garden import Garden
+from bonsai.layouts import get_layout
 from bonsai.records import UNIQUE_CATEGORIES, Record
 from bonsai.store import RecordStore
 
@@ -241,7 +241,7 @@ def _answers(
         session,
         items,
         retriever,
-        reasoning_expected=layout_api.reasoning_first(model.layout),
+        reasoning_expected=get_layout(model.layout).reasoning_first,
         advance=advance,
     )
 
@@ -252,9 +252,9 @@ def generation_args(layout: str, args: EvalArgs) -> Any:
     room for it."""
     from bonsai.generate import deterministic_args
 
-    extra = REASONING_TOKENS if layout_api.reasoning_first(layout) else 0
+    extra = REASONING_TOKENS if get_layout(layout).reasoning_first else 0
     return deterministic_args(
-        max_new_tokens=args.max_new_tokens + extra, stop=layout_api.stops(layout)
+        max_new_tokens=args.max_new_tokens + extra, stop=get_layout(layout).stop
     )
 
 

@@ -25,12 +25,11 @@ from typing import TYPE_CHECKING, Any
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.generate.prompting import PromptLayout, get_layout
+from bonsai.layouts import BASE
 
 if TYPE_CHECKING:
     from bonsai.generate.args import GenerateArgs
     from bonsai.generate.engine import TextStream
-
-BASE = "base"
 
 
 @dataclass

@@ -40,9 +40,9 @@ from bonsai.grow.feedback_to_records import (
 )
 from bonsai.grow.promote import Comparison, Decision, comparison_from_results, decide
 from bonsai.grow.rounds import GrowRound
+from bonsai.layouts import BASE
 from bonsai.store import Change, RecordStore
 
-BASE = "base"
 NEW_KEY = "new"
 CURRENT_KEY = "current"
 
@@ -248,18 +248,17 @@ def evaluate_round(
     garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks
 ) -> tuple[Comparison, Decision, Path]:
     """The new run against the current one on the same validation records and probes."""
-    from bonsai.evaluate.args import BASE as EVAL_BASE
     from bonsai.evaluate.args import EvalArgs
     from bonsai.evaluate.runner import evaluate
 
     assert round_.new_run is not None
-    before_key = CURRENT_KEY if round_.current_run != BASE else EVAL_BASE
+    before_key = CURRENT_KEY if round_.current_run != BASE else BASE
     keys = {round_.new_run: NEW_KEY}
     if round_.current_run != BASE:
         keys[round_.current_run] = CURRENT_KEY
     eval_args = EvalArgs(
         run=round_.new_run,
-        against=[round_.current_run if round_.current_run != BASE else EVAL_BASE],
+        against=[round_.current_run if round_.current_run != BASE else BASE],
         builtin_probes=args.eval_max_probes != 0,
         max_items=args.eval_max_items,
         max_probes=args.eval_max_probes,

@@ -1,4 +1,6 @@
-"""Tiny models built from a config in-process, for tests: no downloads, trained in seconds.
+"""Test support: tiny models built from a config in-process, no downloads, trained in seconds.
+
+Used by the tests and ``bench/`` only; no stage of BONSAI loads a tiny model on its own.
 
 The tokenizer is a small byte-level BPE trained on a built-in multilingual text, so Japanese and
 Chinese round-trip like they do with the real student. Like Gemma's, it adds ``<bos>`` itself.

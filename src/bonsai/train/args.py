@@ -11,7 +11,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from bonsai.errors import BonsaiError
 from bonsai.layouts import LAYOUTS
@@ -187,6 +187,44 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class CpuSample(NamedTuple):
+    """One reading of the machine's CPU time (/proc/stat, in clock ticks) and this process's."""
+
+    total: float
+    """All CPU time of the machine: the first eight fields of the ``cpu`` line."""
+    idle: float
+    """Idle and iowait time of the machine."""
+    own: float
+    """This process's user and system time, in seconds (``os.times()``)."""
+
+
+def read_cpu_sample(stat_line: str | None = None) -> CpuSample | None:
+    """The machine's CPU time now, from the ``cpu`` line of /proc/stat (or ``stat_line``, for a
+    test); None where it cannot be read."""
+    try:
+        if stat_line is None:
+            with open("/proc/stat", encoding="ascii") as stat:
+                stat_line = stat.readline()
+        fields = [float(v) for v in stat_line.split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 4:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return CpuSample(sum(fields[:8]), idle, sum(os.times()[:2]))
+
+
+def busy_between(first: CpuSample, second: CpuSample, cpus: int, ticks: float) -> float | None:
+    """Cores that other processes kept busy between two samples: the machine's busy share of
+    ``cpus`` less this process's own; None when no time passed."""
+    total, idle = second.total - first.total, second.idle - first.idle
+    if total <= 0:
+        return None
+    busy = (total - idle) / total * cpus
+    own = (second.own - first.own) * ticks / total * cpus
+    return max(0.0, busy - own)
+
+
 def busy_cores(seconds: float = 0.3) -> float | None:
     """Cores that other processes keep busy right now: /proc/stat sampled over ``seconds``, less
     this process's own share. None where /proc/stat is missing (macOS, Windows).
@@ -194,32 +232,15 @@ def busy_cores(seconds: float = 0.3) -> float | None:
     Measured now rather than read off the load average, which still counts, for a minute, a job
     that has just finished (a second training started right after a first would get one thread).
     """
-
-    def sample() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as stat:
-                fields = [float(v) for v in stat.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-        own = sum(os.times()[:2])
-        return sum(fields[:8]), idle, own
-
-    first = sample()
+    first = read_cpu_sample()
     if first is None:
         return None
     time.sleep(seconds)
-    second = sample()
+    second = read_cpu_sample()
     if second is None:
         return None
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total, idle = second[0] - first[0], second[1] - first[1]
-    if total <= 0:
-        return None
-    cpus = os.cpu_count() or 1
-    busy = (total - idle) / total * cpus
-    own = (second[2] - first[2]) * ticks / total * cpus
-    return max(0.0, busy - own)
+    return busy_between(first, second, os.cpu_count() or 1, ticks)
 
 
 def available_threads() -> tuple[int, str]:

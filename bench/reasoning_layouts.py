@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=300, help="held-out Japanese Dolly records")
     args = parser.parse_args()
 
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.args import TrainArgs
     from bonsai.train.loop import train
 

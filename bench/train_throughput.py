@@ -115,7 +115,7 @@ def worker_bonsai(steps: int, threads: int, precision: str, out: Path) -> dict:
 
     from rich.console import Console
 
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.flops import model_shape, step_flops
     from bonsai.train.loop import train
     from bonsai.train.model import add_lora, load_base

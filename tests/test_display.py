@@ -12,7 +12,7 @@ from rich.cells import cell_len
 
 from bonsai.chat import store
 from bonsai.garden import Garden
-from bonsai.train.runs import load_run, promote
+from bonsai.runs import load_run, promote
 from bonsai.util.text import fit, redact_secrets, redact_url, shown, terminal_safe
 
 HOSTILE = [

@@ -56,7 +56,7 @@ def make_run(
     layout: str = "alpaca",
 ):
     """A run made with the train stage's own bookkeeping (folder, manifest, index row)."""
-    from bonsai.train.runs import create_run, set_status
+    from bonsai.runs import create_run, set_status
 
     run = create_run(
         garden,
@@ -81,7 +81,7 @@ def test_no_run_means_the_base_model(garden: Garden, tiny_model_dir: Path) -> No
 def test_default_is_promoted_then_newest_finished(
     garden: Garden, tiny_model_dir: Path, adapter_dir: Path
 ) -> None:
-    from bonsai.train.runs import promote
+    from bonsai.runs import promote
 
     old = make_run(garden, "run-old", tiny_model_dir, adapter_dir)
     make_run(garden, "run-new", tiny_model_dir, adapter_dir)

@@ -17,13 +17,13 @@ import pytest
 import torch
 from rich.console import Console
 
+from bonsai import runs
 from bonsai.curate.split import SplitArgs, assign_splits
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.records import Record
 from bonsai.sample import records_path
 from bonsai.store import Change, RecordStore
-from bonsai.train import runs
 from bonsai.train.args import TrainArgs
 from bonsai.train.checkpoint import load_checkpoint
 from bonsai.train.loop import memorisation_warning, resume, train
@@ -447,8 +447,8 @@ def test_embedded_run_exports_as_gguf_and_llama_cpp_runs_it(garden: Garden, cli)
     import gguf
     import numpy as np
 
-    from bonsai.generate.gguf_export import lora_deltas
-    from bonsai.generate.llama_engine import embedded_gguf
+    from bonsai.student.embedded import embedded_gguf
+    from bonsai.student.gguf_export import lora_deltas
 
     add_records(garden, sample_records(12))
     args = TrainArgs(

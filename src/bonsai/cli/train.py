@@ -239,8 +239,8 @@ def runs_list(
     """List the garden's training runs (oldest first)."""
     if ctx.invoked_subcommand is not None:
         return
+    from bonsai.runs import list_runs, promoted_run
     from bonsai.train.report import runs_table
-    from bonsai.train.runs import list_runs, promoted_run
 
     g = open_garden(garden)
     found = list_runs(g, dataset=dataset)
@@ -259,8 +259,8 @@ def runs_show(
     garden: GardenOption = None,
 ) -> None:
     """Summarise a run: data, settings, losses overall and per category, warnings, files."""
+    from bonsai.runs import load_run, promoted_run, read_metrics
     from bonsai.train.report import show_run
-    from bonsai.train.runs import load_run, promoted_run, read_metrics
 
     g = open_garden(garden)
     found = load_run(g, run)

@@ -2,7 +2,7 @@
 
 A run lives in ``<garden>/runs/<run-id>/`` with ``manifest.json`` (base model, layout, parent run,
 dataset, …), ``adapter/`` and ``metrics.jsonl``, as the train stage writes them
-(:mod:`bonsai.train.runs` finds and reads them).
+(:mod:`bonsai.runs` finds and reads them).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _base_model_name(value: Any) -> str | None:
 def load_run(garden: Garden, run_id: str) -> RunInfo:
     """The run named ``run_id`` (an id, a unique start of one, or 'latest'), as the train stage
     lists it. A clear error names the runs there are."""
-    from bonsai.train import runs
+    from bonsai import runs
 
     try:
         run = runs.load_run(garden, run_id)

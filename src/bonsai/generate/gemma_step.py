@@ -62,7 +62,7 @@ class GemmaStep:
     def prefill(self, ids: list[int]) -> torch.Tensor:
         from transformers import DynamicCache
 
-        from bonsai.generate.engine import cache_argument
+        from bonsai.generate.transformers_compat import cache_argument
 
         cache = DynamicCache(config=self.model.config)
         out = self.model(

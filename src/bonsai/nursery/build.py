@@ -262,7 +262,7 @@ def write_records(garden: Garden, result: Deal) -> Path:
 
 
 def _shard_run(garden: Garden, shard: int) -> Any:
-    from bonsai.train import runs
+    from bonsai import runs
 
     found = [r for r in runs.list_runs(garden, dataset=DATASET) if r.manifest.get("shard") == shard]
     return found[-1] if found else None
@@ -321,8 +321,8 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
 def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Path:
     """Copy the run's adapter, manifest, metrics and curves into the stock folder, with the
     lineage (every shard's held-out loss) and the data licence."""
+    from bonsai import runs
     from bonsai.nursery import NOTICE, STOCK_DIR
-    from bonsai.train import runs
     from bonsai.util.atomic import atomic_dir
 
     run = runs.load_run(garden, run_id)

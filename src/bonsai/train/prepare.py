@@ -13,6 +13,7 @@ from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.layouts import BASE, DEFAULT_REASONING_LAYOUT
 from bonsai.records import Record
+from bonsai.runs import Run, load_run
 from bonsai.store import RecordStore
 from bonsai.train.args import DataStats, TrainArgs, derive, derive_max_length, derive_schedule
 from bonsai.train.data import (
@@ -30,7 +31,6 @@ from bonsai.train.data import (
 )
 from bonsai.train.model import check_base_model
 from bonsai.train.notes import training_notes
-from bonsai.train.runs import Run, load_run
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -26,9 +26,9 @@ from rich.text import Text
 from bonsai.train.data import render_masked
 
 if TYPE_CHECKING:
+    from bonsai.runs import Run
     from bonsai.train.checkpoint import TrainState
     from bonsai.train.prepare import Prepared
-    from bonsai.train.runs import Run
 
 
 class RunLog:

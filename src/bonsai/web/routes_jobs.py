@@ -120,7 +120,7 @@ def _read_new(path: Path, offset: int) -> tuple[str, int]:
 
 def _run_of(garden: Any, job: jobs.Job) -> str | None:
     """The training run a job's worker started (a grow's new run), found by its process."""
-    from bonsai.train.runs import list_runs
+    from bonsai.runs import list_runs
 
     if not job.worker_pid or not job.started_at:
         return None

@@ -131,7 +131,7 @@ def runs_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str) -> HTMLResponse:
-    from bonsai.train.runs import load_run
+    from bonsai.runs import load_run
 
     web = request.app.state.web
     garden = web.garden()
@@ -165,7 +165,7 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
 
 @router.get("/runs/{run_id}/metrics")
 def run_metrics(request: Request, run_id: str) -> JSONResponse:
-    from bonsai.train.runs import load_run, read_metrics
+    from bonsai.runs import load_run, read_metrics
 
     try:
         run = load_run(request.app.state.web.garden(), run_id)
@@ -176,7 +176,7 @@ def run_metrics(request: Request, run_id: str) -> JSONResponse:
 
 @router.post("/runs/{run_id}/promote", response_class=HTMLResponse)
 def run_promote(request: Request, run_id: str) -> HTMLResponse:
-    from bonsai.train.runs import load_run, promote
+    from bonsai.runs import load_run, promote
 
     garden = request.app.state.web.garden()
     try:

@@ -118,7 +118,7 @@ TRAIN_KNOBS = ("layout", "from_run", "shard", "epochs", "max_steps", "lr", "lora
 
 
 def _run_of_this_process(garden: Garden) -> str | None:
-    from bonsai.train.runs import list_runs
+    from bonsai.runs import list_runs
 
     for run in reversed(list_runs(garden)):
         if run.manifest.get("pid") == os.getpid() and run.status == "running":
@@ -127,7 +127,7 @@ def _run_of_this_process(garden: Garden) -> str | None:
 
 
 def run_train(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.args import TrainArgs
     from bonsai.train.loop import resume, train
 

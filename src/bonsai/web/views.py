@@ -235,7 +235,7 @@ def pending_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def run_rows(garden: Garden) -> list[dict[str, Any]]:
     """Every training run, newest first, with its summary and whether it is promoted."""
-    from bonsai.train.runs import list_runs
+    from bonsai.runs import list_runs
 
     promoted = {r[0] for r in garden.db.execute("SELECT id FROM training_runs WHERE promoted = 1")}
     out = []

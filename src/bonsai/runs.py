@@ -1,5 +1,8 @@
 """Runs: one folder per training run, ``runs/<run-id>/`` in the garden, indexed in the database.
 
+The train stage writes runs; generate, evaluate, grow, the web interface and the nursery read
+and promote them. This module sits below all of them and imports none.
+
 The folder is the source of truth::
 
     runs/20250714-101530-cat-care/

@@ -56,12 +56,12 @@ def make_run(
     layout: str = "alpaca",
 ):
     """A run made with the train stage's own bookkeeping (folder, manifest, index row)."""
-    from bonsai.runs import create_run, set_status
+    from bonsai.runs import RunManifest, create_run, set_status
 
-    run = create_run(
-        garden,
-        {"id": run_id, "dataset": "cats", "base_model": {"name": str(model_dir)}, "layout": layout},
+    manifest = RunManifest(
+        id=run_id, dataset="cats", base_model={"name": str(model_dir)}, layout=layout
     )
+    run = create_run(garden, manifest)
     if adapter is not None:
         shutil.copytree(adapter, run.adapter_dir)
     if status != "running":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -11,6 +11,9 @@ from rich.table import Table
 
 from bonsai.cli.common import GardenOption, console, open_garden
 from bonsai.errors import BonsaiError
+
+if TYPE_CHECKING:
+    from bonsai.evaluate.results import Delta
 
 
 def eval_command(
@@ -178,6 +181,7 @@ def eval_command(
 
 
 def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None:
+    from bonsai.evaluate.results import delta_of, metric_cell
     from bonsai.evaluate.scoring import HEADLINE
 
     primary = results["primary"]
@@ -191,11 +195,10 @@ def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None
         table.add_column(f"Δ vs {other} [95% CI]", justify="right")
     for category, cell in results["summary"][primary].items():
         metric, _ = HEADLINE[category]
-        value = cell["metrics"].get(metric, {}).get("mean")
-        row = [category, metric, str(cell["n"]), _num(value)]
+        found = metric_cell(results, primary, category, metric)
+        row = [category, metric, str(cell["n"]), _num(found.mean if found else None)]
         for other in others:
-            d = results["deltas"].get(other, {}).get(category, {}).get(metric)
-            row.append(_delta(d))
+            row.append(_delta(delta_of(results, other, category, metric)))
         table.add_row(*row)
     console.print(table)
     console.print(_side_by_side(results))
@@ -230,6 +233,8 @@ SIDE_BY_SIDE = {
 
 def _side_by_side(results: dict[str, Any]) -> Table:
     """Every model's mean of the key numbers per category, tuned first."""
+    from bonsai.evaluate.results import metric_cell
+
     keys = [m["key"] for m in results["models"]]
     table = Table(title="Side by side (means)", title_justify="left")
     for name in ("category", "metric", "n", *keys):
@@ -240,15 +245,12 @@ def _side_by_side(results: dict[str, Any]) -> Table:
             found = cell["metrics"].get(metric)
             if not found:
                 continue
-            means = [
-                (results["summary"].get(k, {}).get(category, {}).get("metrics", {}).get(metric))
-                for k in keys
-            ]
+            means = [metric_cell(results, k, category, metric) for k in keys]
             table.add_row(
                 category,
                 metric,
                 str(found.get("n", cell["n"])),
-                *[_num(m.get("mean") if m else None) for m in means],
+                *[_num(m.mean if m else None) for m in means],
             )
     return table
 
@@ -257,13 +259,13 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}" if abs(value) <= 1 else f"{value:.1f}"
 
 
-def _delta(d: dict[str, Any] | None) -> str:
-    if not d or d.get("delta") is None:
+def _delta(d: Delta | None) -> str:
+    if not d or d.delta is None:
         return "–"
-    text = f"{d['delta']:+.3f}" if abs(d["delta"]) <= 1 else f"{d['delta']:+.1f}"
-    if d.get("low") is not None:
-        text += f" [{d['low']:+.2f}, {d['high']:+.2f}]"
-    return f"[green]{text}[/]" if d.get("significant") and d["delta"] > 0 else text
+    text = f"{d.delta:+.3f}" if abs(d.delta) <= 1 else f"{d.delta:+.1f}"
+    if d.low is not None and d.high is not None:
+        text += f" [{d.low:+.2f}, {d.high:+.2f}]"
+    return f"[green]{text}[/]" if d.significant and d.delta > 0 else text
 
 
 def register(app: typer.Typer) -> None:

@@ -78,7 +78,7 @@ def _validation_records(garden: Garden, run: RunInfo) -> tuple[list[Record], lis
         )
     store = RecordStore(garden.db)
     records = store.records(run.dataset)
-    listed = (run.manifest.get("data") or {}).get("val_ids") or run.manifest.get("val_ids")
+    listed = run.manifest.val_ids
     if isinstance(listed, list) and listed:
         wanted = set(map(str, listed))
         val = [r for r in records if r.id in wanted]

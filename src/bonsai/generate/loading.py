@@ -26,6 +26,7 @@ from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.generate.prompting import PromptLayout, get_layout
 from bonsai.layouts import BASE
+from bonsai.runs import RunManifest
 
 if TYPE_CHECKING:
     from bonsai.generate.args import GenerateArgs
@@ -41,7 +42,7 @@ class RunChoice:
     base_model: str
     layout: str
     adapter_dir: Path | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: RunManifest = field(default_factory=RunManifest)
 
     @property
     def is_base(self) -> bool:
@@ -51,13 +52,6 @@ class RunChoice:
         if self.is_base:
             return f"the base model {self.base_model}"
         return f"run {self.id} (base {self.base_model}, layout {self.layout})"
-
-
-def _base_model_name(manifest: dict[str, Any]) -> str:
-    value = manifest.get("base_model")
-    if isinstance(value, dict):
-        value = value.get("name")
-    return str(value or "")
 
 
 def _usable(run: Any) -> bool:
@@ -101,7 +95,7 @@ def choose_run(garden: Garden, name: str | None = None) -> RunChoice:
         run = load_run(garden, name)
     # A run named on purpose may answer from its last checkpoint while it is unfinished.
     adapter = run.final_adapter()
-    base_model = _base_model_name(run.manifest)
+    base_model = run.manifest.base_model_name
     if not base_model:
         raise BonsaiError(
             "the run's manifest names no base model", file=run.manifest_path, field="base_model"
@@ -109,7 +103,7 @@ def choose_run(garden: Garden, name: str | None = None) -> RunChoice:
     return RunChoice(
         id=run.id,
         base_model=base_model,
-        layout=str(run.manifest.get("layout") or "alpaca"),
+        layout=run.manifest.layout or "alpaca",
         adapter_dir=adapter,
         manifest=run.manifest,
     )

@@ -197,8 +197,7 @@ def pin_validation_split(garden: Garden, dataset: str, run: Any) -> int:
     records = store.records(dataset)
     if any(r.split == "val" for r in records):
         return 0
-    data = run.manifest.get("data") or {}
-    wanted = set(data.get("val_ids") or run.manifest.get("val_ids") or [])
+    wanted = set(run.manifest.val_ids)
     changes = [Change(r, replace(r, split="val")) for r in records if r.id in wanted]
     store.apply(
         dataset,
@@ -219,11 +218,7 @@ def train_round(garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks)
     parent = None if round_.current_run == BASE else round_.current_run
     started = float(round_.settings.get("train_started_at") or 0)
     stopped = runs.latest_unfinished(garden, dataset=round_.dataset) if started else None
-    if (
-        stopped is not None
-        and float(stopped.manifest.get("created_at", 0)) >= started
-        and stopped.parent == parent
-    ):
+    if stopped is not None and stopped.manifest.created_at >= started and stopped.parent == parent:
         hooks.note(f"continuing the interrupted run {stopped.id}")
         try:
             return resume(garden, dataset=round_.dataset, console=hooks.console)

@@ -135,10 +135,10 @@ def resume(
         where = f" of dataset '{dataset}'" if dataset else ""
         log.info(f"No unfinished run{where} to resume: nothing to do.")
         return None
-    args = TrainArgs.from_dict(run.manifest["args"])
-    val_ids = run.manifest["data"].get("val_ids")
+    args = TrainArgs.from_dict(run.manifest.args)
+    val_ids = run.manifest.data.get("val_ids")
     prep = prepare(garden, args, val_ids=val_ids, world=PartialState().num_processes)
-    if prep.data_hash != run.manifest["data"]["hash"]:
+    if prep.data_hash != run.manifest.data["hash"]:
         raise BonsaiError(
             f"the data of run {run.id} changed since it started (records edited, re-split or "
             "another tokenizer), so it cannot continue on the same curve",
@@ -485,7 +485,7 @@ def _save(
 
 
 def _update_summary(garden: Garden, run: runs.Run, state: TrainState) -> None:
-    run.manifest["summary"] = {
+    run.manifest.summary = {
         "steps": state.step,
         "tokens": state.tokens,
         "seconds": round(state.seconds, 2),
@@ -510,7 +510,7 @@ def _plot(run: runs.Run, *, every: float = 0.0) -> None:
         return
     _last_plot[run.id] = now
     entries = runs.read_metrics(run)
-    title = f"{run.id} ({run.manifest.get('layout')})"
+    title = f"{run.id} ({run.manifest.layout})"
     plot_run([e for e in entries if not _nan(e.get("loss"))], run.dir, title=title)
 
 

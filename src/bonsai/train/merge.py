@@ -41,7 +41,7 @@ def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BonsaiError("the output folder exists and is not empty", file=out, hint="--overwrite")
-    base_name = run.manifest["base_model"]["name"]
+    base_name = run.manifest.base_model_name
     source = resolve_base_model(base_name)
     transformers.logging.set_verbosity_error()
     base = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
@@ -60,7 +60,7 @@ def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -
                 "run": run.id,
                 "parent": run.parent,
                 "dataset": run.dataset,
-                "layout": run.manifest.get("layout"),
+                "layout": run.manifest.layout,
                 "base_model": base_name,
                 "adapter": str(adapter),
                 "dtype": str(stored).removeprefix("torch."),
@@ -87,7 +87,7 @@ def merge_run_gguf(
 
     merged_type = merged_type_name(merged_type)
     run = load_run(garden, ref)
-    base_name = run.manifest["base_model"]["name"]
+    base_name = run.manifest.base_model_name
     if base_name not in EMBEDDED_ALIASES:
         raise BonsaiError(
             f"run {run.id} is on '{base_name}', which BONSAI has no GGUF of",

@@ -139,7 +139,7 @@ def _choose_layout(args: TrainArgs, parent: Run | None, records: list[Record]) -
     if args.layout is not None:
         return args.layout, "given"
     if parent is not None:
-        return str(parent.manifest["layout"]), f"inherited from run {parent.id}"
+        return parent.manifest.layout, f"inherited from run {parent.id}"
     with_reasoning = sum(1 for r in records if (r.reasoning or "").strip())
     share = with_reasoning / max(1, len(records))
     if share >= 0.5:
@@ -149,7 +149,7 @@ def _choose_layout(args: TrainArgs, parent: Run | None, records: list[Record]) -
 
 def _inherit_lora(args: TrainArgs, parent: Run) -> tuple[TrainArgs, list[str]]:
     """A child continues its parent's adapter, so the adapter's shape is the parent's."""
-    given = parent.manifest["args"]
+    given = parent.manifest.args
     notes = []
     for name in ("lora_rank", "lora_alpha", "lora_targets"):
         mine, theirs = getattr(args, name), given[name]
@@ -224,14 +224,14 @@ def prepare(
     base_model = args.base_model
     if base_model is None:
         if parent is not None:
-            base_model = parent.manifest["base_model"]["name"]
+            base_model = parent.manifest.base_model_name
             notes.append(f"base model {base_model} (inherited from run {parent.id})")
         else:
             base_model = garden.config.student.base_model
             notes.append(f"base model {base_model} (from bonsai.toml)")
-    elif parent is not None and base_model != parent.manifest["base_model"]["name"]:
+    elif parent is not None and base_model != parent.manifest.base_model_name:
         raise BonsaiError(
-            f"--from {parent.id}: its adapter belongs to {parent.manifest['base_model']['name']}",
+            f"--from {parent.id}: its adapter belongs to {parent.manifest.base_model_name}",
             field="base_model",
         )
 

@@ -126,10 +126,7 @@ def _run_of(garden: Any, job: jobs.Job) -> str | None:
         return None
     for run in reversed(list_runs(garden)):
         manifest = run.manifest
-        if (
-            manifest.get("pid") == job.worker_pid
-            and manifest.get("created_at", 0) >= job.started_at
-        ):
+        if manifest.pid == job.worker_pid and manifest.created_at >= job.started_at:
             return run.id
     return None
 

@@ -154,7 +154,7 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
         "run.html",
         active="train",
         run=run,
-        manifest=json.dumps(run.manifest, ensure_ascii=False, indent=2, default=str),
+        manifest=json.dumps(run.manifest.to_dict(), ensure_ascii=False, indent=2, default=str),
         promoted=bool(promoted and promoted[0]),
         files=files,
         adapter=adapter,

@@ -121,7 +121,7 @@ def _run_of_this_process(garden: Garden) -> str | None:
     from bonsai.runs import list_runs
 
     for run in reversed(list_runs(garden)):
-        if run.manifest.get("pid") == os.getpid() and run.status == "running":
+        if run.manifest.pid == os.getpid() and run.status == "running":
             return run.id
     return None
 
@@ -137,7 +137,7 @@ def run_train(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str
         if not found["run"]:
             found["run"] = _run_of_this_process(garden)
         if found["run"] and not found.get("total"):
-            found["total"] = runs.load_run(garden, found["run"]).manifest.get("total_steps")
+            found["total"] = runs.load_run(garden, found["run"]).manifest.total_steps
         reporter.progress(done=state.step, run=found["run"], total=found.get("total"))
 
     if params.get("resume"):
@@ -145,7 +145,7 @@ def run_train(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str
         if unfinished is None:
             raise BonsaiError("no unfinished run to resume")
         found["run"] = unfinished.id
-        found["total"] = unfinished.manifest.get("total_steps")
+        found["total"] = unfinished.manifest.total_steps
         reporter.progress(run=unfinished.id, force=True)
         run = resume(garden, dataset=unfinished.dataset, console=reporter.console, on_step=on_step)
     else:

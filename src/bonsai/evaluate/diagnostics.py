@@ -26,6 +26,7 @@ from typing import Any
 from bonsai.errors import BonsaiError
 from bonsai.evaluate.metrics import normalise
 from bonsai.records import Record
+from bonsai.util.chars import trigram_similarity
 
 # -- the run's loss history --------------------------------------------------------------------
 
@@ -341,16 +342,6 @@ def loss_outliers(losses: Sequence[RecordLoss], threshold: float = 3.5) -> list[
     return out
 
 
-def _trigrams(text: str) -> set[str]:
-    t = normalise(text).replace(" ", "")
-    return {t[i : i + 3] for i in range(max(1, len(t) - 2))} if t else set()
-
-
-def _similarity(a: str, b: str) -> float:
-    x, y = _trigrams(a), _trigrams(b)
-    return len(x & y) / len(x | y) if x and y else 0.0
-
-
 def similar_records(
     record: Record, others: Iterable[Record], *, min_similarity: float = 0.6, limit: int = 3
 ) -> list[dict[str, Any]]:
@@ -361,7 +352,7 @@ def similar_records(
     for other in others:
         if other.id == record.id:
             continue
-        similarity = _similarity(prompt, f"{other.instruction}\n{other.input}")
+        similarity = trigram_similarity(prompt, f"{other.instruction}\n{other.input}")
         if similarity >= min_similarity and normalise(other.output) != normalise(record.output):
             found.append({"id": other.id, "similarity": round(similarity, 3)})
     found.sort(key=lambda f: -f["similarity"])

@@ -9,8 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bonsai.cli.common import GardenOption, console, open_garden
+from bonsai.cli.common import GardenOption, console, default_of, given, open_garden
 from bonsai.errors import BonsaiError
+from bonsai.evaluate.args import REASONING_TOKENS, EvalArgs
 
 if TYPE_CHECKING:
     from bonsai.evaluate.results import Delta
@@ -63,9 +64,13 @@ def eval_command(
         int | None, typer.Option(help="Probes asked at most, spread over categories.")
     ] = None,
     max_new_tokens: Annotated[
-        int,
-        typer.Option(help="Longest answer, in tokens (+64 for a bonsai-layout run's reasoning)."),
-    ] = 96,
+        int | None,
+        typer.Option(
+            help="Longest answer, in tokens "
+            f"(+{REASONING_TOKENS} for a bonsai-layout run's reasoning).",
+            show_default=default_of(EvalArgs, "max_new_tokens"),
+        ),
+    ] = None,
     rag: Annotated[
         bool,
         typer.Option(
@@ -92,7 +97,12 @@ def eval_command(
         Path | None,
         typer.Option(help="Folder for the report (default: the run's folder).", show_default=False),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for bootstrap and item sampling.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed for bootstrap and item sampling.", show_default=default_of(EvalArgs, "seed")
+        ),
+    ] = None,
     ablation: Annotated[
         bool,
         typer.Option(
@@ -129,7 +139,7 @@ def eval_command(
     suspected contradictions, loss by category and language. Writes a
     self-contained report-*.html and its JSON into the run's folder.
     """
-    from bonsai.evaluate.args import AblationArgs, EvalArgs
+    from bonsai.evaluate.args import AblationArgs
     from bonsai.evaluate.progress import RichPhases
 
     g = open_garden(garden)
@@ -139,12 +149,11 @@ def eval_command(
         seed_probes=seed_probes,
         max_items=max_items,
         max_probes=max_probes,
-        max_new_tokens=max_new_tokens,
         rag=rag,
         losses=losses,
         outliers=outliers,
         out=out,
-        seed=seed,
+        **given(max_new_tokens=max_new_tokens, seed=seed),
     )
     phases = RichPhases(console)
     if ablation:
@@ -156,7 +165,7 @@ def eval_command(
             dataset=dataset or "",
             max_steps=max_steps,
             epochs=epochs,
-            seed=seed,
+            **given(seed=seed),
             eval=EvalArgs(run="(ablation)", **common),
         )
         try:

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
+from bonsai.train.args import MAX_LENGTH_CAP
 
 INTERRUPTED_EXIT = 130
 """Exit status after Ctrl-C saved a checkpoint (the shell's convention for SIGINT)."""
@@ -74,7 +75,8 @@ def train(
     max_length: Annotated[
         int | None,
         typer.Option(
-            help="Longest example in tokens (default: the longest, ≤1024).", show_default=False
+            help=f"Longest example in tokens (default: the longest, ≤{MAX_LENGTH_CAP}).",
+            show_default=False,
         ),
     ] = None,
     overlong: Annotated[

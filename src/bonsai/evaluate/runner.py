@@ -8,7 +8,6 @@ its validation split, the probe file and the report folder are all checked first
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import time
@@ -18,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bonsai.env import SHARED_DATA
 from bonsai.errors import BonsaiError
-from bonsai.evaluate.args import BASE, PARENT, EvalArgs
+from bonsai.evaluate.args import BASE, PARENT, REASONING_TOKENS, EvalArgs
 from bonsai.evaluate.asking import EvalRetriever, ask_all, open_eval_session
 from bonsai.evaluate.diagnostics import RecordLoss, load_metrics
 from bonsai.evaluate.probes import builtin_probes, load_probe_file, seed_translation_probes
@@ -34,9 +34,6 @@ from bonsai.records import UNIQUE_CATEGORIES, Record
 from bonsai.store import RecordStore
 
 TUNED = "tuned"
-REASONING_TOKENS = 64
-"""Added to the answer budget for the `bonsai` layout, whose model writes its reasoning first
-(at most 5 lines; about 30-50 tokens in the sample garden)."""
 
 
 @dataclass
@@ -59,7 +56,7 @@ class _Model:
 def shared_data_dir() -> Path | None:
     """The shared test data (``$BONSAI_SHARED_DATA``, or ``../shared/data`` beside the
     project), if present."""
-    env = os.environ.get("BONSAI_SHARED_DATA")
+    env = SHARED_DATA.get()
     candidates = [Path(env)] if env else []
     candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
     return next((c for c in candidates if c.is_dir()), None)

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bonsai.env import THREADS
 from bonsai.generate.args import PRECISIONS
 
 HEAD_GROUP = 32
@@ -66,7 +67,7 @@ def inference_threads() -> int:
     0.8 tokens/s. Each small matmul is split over all threads and waits for the slowest; a thread
     that is not scheduled stalls every operation. Leaving one core free keeps that from happening.
     """
-    chosen = os.environ.get("BONSAI_THREADS", "").strip()
+    chosen = THREADS.get("").strip()
     if chosen.isdigit() and int(chosen) > 0:
         return int(chosen)
     return max(1, (os.cpu_count() or 1) - 1)

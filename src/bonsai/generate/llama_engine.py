@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bonsai.env import LLAMA_THREADS
 from bonsai.errors import BonsaiError
 from bonsai.generate.args import GenerateArgs
 from bonsai.generate.controls import AnswerState, apply_controls, choose_token
@@ -70,7 +71,7 @@ class LlamaCppGenerator:
 
     def __init__(self, gguf: Path, *, model_id: str, max_context: int = DEFAULT_MAX_CONTEXT):
         llama_cpp = _llama_cpp()
-        threads = int(os.environ.get("BONSAI_LLAMA_THREADS", "0")) or os.cpu_count() or 1
+        threads = int(LLAMA_THREADS.get("0")) or os.cpu_count() or 1
         with _quiet_stderr():
             # llama.cpp writes notes on its cache layout straight to stderr while it sets up;
             # a model it cannot load still raises.

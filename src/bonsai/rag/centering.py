@@ -202,10 +202,11 @@ def _code_version() -> str:
 
 def main() -> None:
     import argparse
-    import os
+
+    from bonsai.env import SHARED_DATA
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(os.environ.get("BONSAI_SHARED_DATA", "../shared/data"))
+    default = Path(SHARED_DATA.get("../shared/data"))
     parser.add_argument("--shared-data", type=Path, default=default)
     parser.add_argument("--per-language", type=int, default=600)
     args = parser.parse_args()

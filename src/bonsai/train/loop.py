@@ -23,7 +23,7 @@ from rich.console import Console
 from bonsai import runs
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
-from bonsai.train.args import TrainArgs
+from bonsai.train.args import MICRO_TOKENS, TrainArgs
 from bonsai.train.checkpoint import (
     Checkpoint,
     TrainState,
@@ -418,7 +418,7 @@ def _evaluate(
     sums = validation_loss(
         model,
         prep.val,
-        micro_tokens=prep.args.micro_tokens or 2048,
+        micro_tokens=prep.args.micro_tokens or MICRO_TOKENS,
         device=accelerator.device,
         rank=accelerator.process_index,
         world=accelerator.num_processes,

@@ -204,8 +204,8 @@ def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None
         table.add_column(f"Δ vs {other} [95% CI]", justify="right")
     for category, cell in results["summary"][primary].items():
         metric, _ = HEADLINE[category]
-        found = metric_cell(results, primary, category, metric)
-        row = [category, metric, str(cell["n"]), _num(found.mean if found else None)]
+        headline = metric_cell(results, primary, category, metric)
+        row = [category, metric, str(cell["n"]), _num(headline.mean if headline else None)]
         for other in others:
             row.append(_delta(delta_of(results, other, category, metric)))
         table.add_row(*row)

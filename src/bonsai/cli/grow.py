@@ -215,7 +215,7 @@ def _print_plan(result: GrowResult, args: object, garden: Garden) -> None:
     if plan.good:
         console.print(f"  {plan.good} good rating(s) kept pending")
     waiting = len(result.round.records) if result.round is not None else 0
-    if waiting and not plan.records:
+    if result.round is not None and waiting and not plan.records:
         console.print(
             f"  {waiting} record(s) of round {escape(result.round.id)} wait for training."
         )

@@ -19,7 +19,7 @@ import re
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -432,6 +432,7 @@ def _answer_groups(
     keys = list(by_key)
     joined = UnionFind(len(keys))
     grams: dict[int, Grams] = {}
+    pairs: Iterable[tuple[int, int]]
     if len(keys) <= MAX_ANSWERS_COMPARED:
         pairs = itertools.combinations(range(len(keys)), 2)
     else:

@@ -89,7 +89,10 @@ def category_bars(summary: dict[str, dict[str, Any]], models: list[dict[str, Any
     )
     for panel, category in zip(axes.flat, categories, strict=False):
         metric, label = HEADLINE[category]
-        names, means, errors, colours = [], [], [[], []], []
+        names: list[str] = []
+        means: list[float] = []
+        errors: list[list[float]] = [[], []]
+        colours: list[str] = []
         for model in models:
             cell = summary_cell(summary, model["key"], category, metric)
             if not cell or cell.mean is None:

@@ -248,8 +248,10 @@ def memorisation(history: LossHistory, window: int = 5) -> Memorisation:
     val_rising = False
     if best is not None and final_val is not None and val[-1].step > best.step:
         train_at_best = [p.loss for p in train if p.step <= best.step][-_window(train, window) :]
-        train_fell = bool(train_at_best and final_train is not None) and (
-            final_train < (_mean(train_at_best) or 0.0) - 0.02
+        train_fell = (
+            bool(train_at_best)
+            and final_train is not None
+            and (final_train < (_mean(train_at_best) or 0.0) - 0.02)
         )
         val_rising = final_val > best.loss + 0.02 and train_fell
     if val_rising and best is not None:
@@ -348,7 +350,7 @@ def similar_records(
     """Records asking (nearly) the same thing as ``record`` with a different answer: the other
     side of a suspected contradiction."""
     prompt = f"{record.instruction}\n{record.input}"
-    found = []
+    found: list[dict[str, Any]] = []
     for other in others:
         if other.id == record.id:
             continue
@@ -471,7 +473,7 @@ def loss_table(losses: Sequence[RecordLoss]) -> list[dict[str, Any]]:
     for loss in losses:
         cells[(loss.category or "?", loss.language or "?")].append(loss)
     total = sum(loss.loss * loss.tokens for loss in losses) or 1.0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (category, language), group in cells.items():
         tokens = sum(g.tokens for g in group)
         summed = sum(g.loss * g.tokens for g in group)

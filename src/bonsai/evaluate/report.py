@@ -98,8 +98,8 @@ def write_report(folder: Path, stem: str, results: dict[str, Any]) -> tuple[Path
             hint="check the folder's permissions and free space",
         ) from None
     finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
     return html_path, json_path
 
 
@@ -315,7 +315,7 @@ def _samples(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"\n\n{item['input']}" if item.get("input") else ""
         )
         primary = item.get("answers", {}).get(results["primary"]) or {}
-        answers = []
+        answers: list[dict[str, Any]] = []
         for key in keys:
             answer = item.get("answers", {}).get(key)
             if answer is None:

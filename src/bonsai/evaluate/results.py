@@ -287,7 +287,8 @@ def verdict(results: dict[str, Any], against: str) -> dict[str, Any]:
     """
     from bonsai.evaluate.scoring import HEADLINE
 
-    worse, better = [], []
+    worse: list[str] = []
+    better: list[str] = []
     for category, deltas in deltas_against(results, against).items():
         metric, _ = HEADLINE[category]
         delta = deltas.get(metric)

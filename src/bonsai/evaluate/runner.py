@@ -305,8 +305,7 @@ def _check_findings(records: Sequence[Record], phases: Phases) -> list[Any]:
     except ImportError:
         phases.note("the data check is not available: contradictions come from losses only")
         return []
-    report = check_records(list(records))
-    return list(getattr(report, "findings", report) or [])
+    return list(check_records(list(records)).findings)
 
 
 def _record_evaluation(garden: Garden, run: RunInfo, results: dict[str, Any], html: Path) -> None:

@@ -111,8 +111,11 @@ class Generator(Protocol):
 
     model_id: str
     """Names the weights: a run id, ``base``, or a model path."""
-    max_context: int
-    """Most tokens of prompt and answer together."""
+
+    @property
+    def max_context(self) -> int:
+        """Most tokens of prompt and answer together."""
+        ...
 
     def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
         """Generate a completion of ``prompt`` (already in the model's prompt layout)."""

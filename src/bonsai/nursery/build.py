@@ -130,7 +130,7 @@ def with_notes(
     notes: dict[str, str] = {}
 
     def distractors(n: int, avoid: str) -> list[tuple[str, str]]:
-        chosen = []
+        chosen: list[tuple[str, str]] = []
         while pool and len(chosen) < n:
             text = rng.choice(pool)
             if text != avoid:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_cache_dir
 
@@ -126,7 +127,7 @@ def _dequantise(gguf: Path, out: Path) -> None:
     own_bar = gguf_utils.tqdm
     gguf_utils.tqdm = transformers_logging.tqdm
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
         )
     finally:

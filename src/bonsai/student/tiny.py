@@ -9,6 +9,7 @@ Chinese round-trip like they do with the real student. Like Gemma's, it adds ``<
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 _CORPUS = [
     "Mochi is a six-year-old tabby cat. She eats wet food twice a day.",
@@ -75,6 +76,7 @@ def build_tiny_model(out: str | Path, *, arch: str = "gemma3", seed: int = 0) ->
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
+    config: Any
     if arch == "gemma3":
         from transformers import Gemma3TextConfig
 

@@ -162,7 +162,7 @@ def _shared_run(garden: Garden, prep: Prepared) -> runs.Run:
     from accelerate.utils import broadcast_object_list
 
     state = PartialState()
-    run_id = [None]
+    run_id: list[str | None] = [None]
     if state.is_main_process:
         run_id = [runs.create_run(garden, run_manifest(prep)).id]
     if state.num_processes > 1:

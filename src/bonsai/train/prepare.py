@@ -215,7 +215,7 @@ def prepare(
     warnings: list[str] = []
     args, started = _starting_point(garden, args)
     notes += started
-    parent = load_run(garden, args.from_run) if args.from_run != BASE else None
+    parent = load_run(garden, args.from_run) if args.from_run not in (None, BASE) else None
     if parent is not None:
         parent.final_adapter()  # fail now, not after the data is ready, if it has none
         args, inherited = _inherit_lora(args, parent)

@@ -17,6 +17,11 @@ from bonsai.garden import Garden
 Task = Callable[[Garden, dict[str, Any], Any], dict[str, Any]]
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The settings a job was given: None means left out, so the stage's default holds."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _opt_int(params: dict[str, Any], name: str) -> int | None:
     value = params.get(name)
     if value in (None, ""):
@@ -247,9 +252,12 @@ def run_eval(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str,
         against=against,
         max_items=_opt_int(params, "max_items"),
         max_probes=_opt_int(params, "max_probes"),
-        max_new_tokens=_opt_int(params, "max_new_tokens") or 96,
-        seed_probes=_opt_int(params, "seed_probes") if params.get("seed_probes") is not None else 5,
         builtin_probes=params.get("builtin_probes", True) is not False,
+        # Left out (or 0 for the answer length): the stage's defaults.
+        **_given(
+            max_new_tokens=_opt_int(params, "max_new_tokens") or None,
+            seed_probes=_opt_int(params, "seed_probes"),
+        ),
     )
     reporter.log(f"Evaluating run {run}")
     outcome = evaluate(garden, args, phases=_Phases(reporter))

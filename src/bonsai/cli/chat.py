@@ -13,6 +13,7 @@ from bonsai.generate.args import GenerateArgs
 if TYPE_CHECKING:
     from bonsai.chat import ChatArgs, ChatSession
     from bonsai.garden import Garden
+    from bonsai.generate.engine import Generator
 
 RunOption = Annotated[
     str | None,
@@ -133,6 +134,7 @@ def _session(
 
     choice = choose_run(garden, run)
     layout = check_engine(choice, engine, precision)
+    loaded: Generator
     if background:
         resolve_base_model(choice.base_model)  # converts the embedded model on first use
         loaded = BackgroundGenerator(

@@ -29,6 +29,7 @@ from bonsai.evaluate.results import Answer, ModelAnswers, build_results, verdict
 from bonsai.evaluate.runinfo import RunInfo, load_run
 from bonsai.evaluate.scoring import Item
 from bonsai.garden import Garden
+from bonsai.generate.args import GenerateArgs
 from bonsai.layouts import get_layout
 from bonsai.records import UNIQUE_CATEGORIES, Record
 from bonsai.store import RecordStore
@@ -243,7 +244,7 @@ def _answers(
     )
 
 
-def generation_args(layout: str, args: EvalArgs) -> Any:
+def generation_args(layout: str, args: EvalArgs) -> GenerateArgs:
     """The engine's deterministic settings (greedy, with the loop controls chat uses), stopping
     where the layout says an answer ends; a layout whose model writes its reasoning first gets
     room for it."""

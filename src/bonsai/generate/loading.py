@@ -30,7 +30,7 @@ from bonsai.runs import RunManifest
 
 if TYPE_CHECKING:
     from bonsai.generate.args import GenerateArgs
-    from bonsai.generate.engine import TextStream
+    from bonsai.generate.engine import Generator, TextStream
 
 
 @dataclass
@@ -231,7 +231,7 @@ def check_engine(choice: RunChoice, engine: str, precision: str) -> PromptLayout
     return get_layout(choice.layout)
 
 
-def load_engine(choice: RunChoice, *, engine: str = "auto", precision: str = "int8") -> Any:
+def load_engine(choice: RunChoice, *, engine: str = "auto", precision: str = "int8") -> Generator:
     """The engine of ``choice`` (see :func:`load_generator`), loaded; nothing printed."""
     if engine == "llama":
         from bonsai.generate.llama_engine import load_llama_generator
@@ -293,7 +293,7 @@ class BackgroundGenerator:
         """True once the load has finished (or failed)."""
         return self._done.is_set()
 
-    def wait(self) -> Any:
+    def wait(self) -> Generator:
         """The loaded engine, once it is; raises the load's error if it failed."""
         self._done.wait()
         if self._error is not None:

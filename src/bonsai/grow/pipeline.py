@@ -41,6 +41,7 @@ from bonsai.grow.feedback_to_records import (
 from bonsai.grow.promote import Comparison, Decision, comparison_from_results, decide
 from bonsai.grow.rounds import GrowRound
 from bonsai.layouts import BASE
+from bonsai.runs import Run
 from bonsai.store import Change, RecordStore
 
 NEW_KEY = "new"
@@ -99,7 +100,7 @@ def _rejected_runs(garden: Garden) -> set[str]:
     }
 
 
-def current_run(garden: Garden) -> Any:
+def current_run(garden: Garden) -> Run | None:
     """The run a grow continues: the promoted one, else the newest finished run no grow
     rejected; None when there is none (grow from the base model)."""
     from bonsai import runs
@@ -208,7 +209,7 @@ def pin_validation_split(garden: Garden, dataset: str, run: Any) -> int:
     return len(changes)
 
 
-def train_round(garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks) -> Any:
+def train_round(garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks) -> Run | None:
     """The new run: continues the current run's adapter on the whole dataset. Resumes this
     round's run if an earlier grow was stopped while training it."""
     from bonsai import runs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -14,6 +14,10 @@ from bonsai.store import RecordStore
 from bonsai.web import jobs, views
 from bonsai.web.render import render
 from bonsai.web.routes_garden import error_page
+
+if TYPE_CHECKING:
+    from bonsai.garden import Garden
+    from bonsai.grow.feedback_to_records import FeedbackPlan
 
 router = APIRouter()
 
@@ -208,7 +212,7 @@ async def eval_start(request: Request) -> Response:
 # -- grow -----------------------------------------------------------------------------------------
 
 
-def grow_plan(garden: Any) -> Any:
+def grow_plan(garden: Garden) -> FeedbackPlan:
     """What the pending feedback would become now (``bonsai grow --dry-run``), or the error."""
     from bonsai.grow.feedback_to_records import plan_feedback
 

@@ -26,6 +26,7 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format src tests bench

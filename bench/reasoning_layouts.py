@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=300, help="held-out Japanese Dolly records")
     args = parser.parse_args()
 
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.args import TrainArgs
     from bonsai.train.loop import train
 
@@ -180,7 +180,7 @@ def main() -> None:
         done = [
             r
             for r in runs.list_runs(garden, dataset=DATASET)
-            if r.manifest.get("layout") == layout and r.status == "finished"
+            if r.manifest.layout == layout and r.status == "finished"
         ]
         started = time.time()
         run = (
@@ -209,7 +209,7 @@ def main() -> None:
         trained = time.time() - started
         said = answers(run.dir, layout, items, dealt.notes, config.base_model)
         results[layout] = score(list(zip(items, said, strict=True)))
-        results[layout]["val_loss"] = float(run.manifest.get("summary", {}).get("val_loss", 0.0))
+        results[layout]["val_loss"] = float(run.manifest.summary.get("val_loss", 0.0))
         results[layout]["train_s"] = round(trained, 1)
         every[layout] = [
             {"id": r.id, "category": r.category or "", "answer": a, "reference": r.output}

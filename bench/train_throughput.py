@@ -115,7 +115,7 @@ def worker_bonsai(steps: int, threads: int, precision: str, out: Path) -> dict:
 
     from rich.console import Console
 
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.flops import model_shape, step_flops
     from bonsai.train.loop import train
     from bonsai.train.model import add_lora, load_base
@@ -153,7 +153,7 @@ def worker_bonsai(steps: int, threads: int, precision: str, out: Path) -> dict:
     return {
         "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
         "flops_per_s": flops / seconds, "adapter": str(run.adapter_dir),
-        "precision": run.manifest["args"]["precision"], "examples_seen": examples_seen,
+        "precision": run.manifest.args["precision"], "examples_seen": examples_seen,
         "peak_mb": peak_mb, "source": source, "train_examples": len(prep.train),
     }  # fmt: skip
 

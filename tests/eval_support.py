@@ -11,6 +11,7 @@ from bonsai.evaluate.results import Answer, ModelAnswers, build_results
 from bonsai.evaluate.scoring import Item
 from bonsai.garden import Garden
 from bonsai.records import Record
+from bonsai.runs import RunManifest
 from bonsai.store import Change, RecordStore
 
 
@@ -110,13 +111,7 @@ def fake_run(
     """A run folder with only a manifest: enough for every check made before a model loads."""
     folder = garden.runs_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "id": run_id,
-        "base_model": {"name": base_model},
-        "layout": "alpaca",
-        "dataset": dataset,
-        "status": "finished",
-        **extra,
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    settings = {"layout": "alpaca", "status": "finished", **extra}
+    manifest = RunManifest(id=run_id, base_model={"name": base_model}, dataset=dataset, **settings)
+    (folder / "manifest.json").write_text(json.dumps(manifest.to_dict()), encoding="utf-8")
     return folder

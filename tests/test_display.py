@@ -12,7 +12,7 @@ from rich.cells import cell_len
 
 from bonsai.chat import store
 from bonsai.garden import Garden
-from bonsai.train.runs import load_run, promote
+from bonsai.runs import RunManifest, load_run, promote
 from bonsai.util.text import fit, redact_secrets, redact_url, shown, terminal_safe
 
 HOSTILE = [
@@ -139,17 +139,17 @@ def test_logs_fit_80_columns_and_show_hostile_prompts_literally(
 def fake_run(garden: Garden, run_id: str, parent: str | None, order: int) -> None:
     folder = garden.runs_dir / run_id
     folder.mkdir(parents=True)
-    manifest = {
-        "id": run_id,
-        "dataset": run_id.split("-", 2)[2],
-        "layout": "bonsai-given",
-        "status": "finished",
-        "created_at": time.time() + order,
-        "total_steps": 120,
-        "parent": parent,
-        "summary": {"steps": 120, "val_loss": 1.23456, "best_val_loss": 1.2},
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    manifest = RunManifest(
+        id=run_id,
+        dataset=run_id.split("-", 2)[2],
+        layout="bonsai-given",
+        status="finished",
+        created_at=time.time() + order,
+        total_steps=120,
+        parent=parent,
+        summary={"steps": 120, "val_loss": 1.23456, "best_val_loss": 1.2},
+    )
+    (folder / "manifest.json").write_text(json.dumps(manifest.to_dict()), encoding="utf-8")
 
 
 @pytest.fixture

@@ -56,12 +56,12 @@ def make_run(
     layout: str = "alpaca",
 ):
     """A run made with the train stage's own bookkeeping (folder, manifest, index row)."""
-    from bonsai.train.runs import create_run, set_status
+    from bonsai.runs import RunManifest, create_run, set_status
 
-    run = create_run(
-        garden,
-        {"id": run_id, "dataset": "cats", "base_model": {"name": str(model_dir)}, "layout": layout},
+    manifest = RunManifest(
+        id=run_id, dataset="cats", base_model={"name": str(model_dir)}, layout=layout
     )
+    run = create_run(garden, manifest)
     if adapter is not None:
         shutil.copytree(adapter, run.adapter_dir)
     if status != "running":
@@ -81,7 +81,7 @@ def test_no_run_means_the_base_model(garden: Garden, tiny_model_dir: Path) -> No
 def test_default_is_promoted_then_newest_finished(
     garden: Garden, tiny_model_dir: Path, adapter_dir: Path
 ) -> None:
-    from bonsai.train.runs import promote
+    from bonsai.runs import promote
 
     old = make_run(garden, "run-old", tiny_model_dir, adapter_dir)
     make_run(garden, "run-new", tiny_model_dir, adapter_dir)

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
-from bonsai.generate.gguf_export import export_gguf, lora_deltas
+from bonsai.student.gguf_export import export_gguf, lora_deltas
 
 HIDDEN, RANK, ALPHA = 64, 4, 8.0
 PREFIX = "base_model.model.model.layers.0"

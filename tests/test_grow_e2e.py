@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from grow_support import DATASET, add_dataset, feedback, feedback_rows, turn
 
+from bonsai import runs
 from bonsai.grow.args import GrowArgs, PromotionRule
 from bonsai.grow.pipeline import Hooks, current_run, grow
 from bonsai.grow.rounds import list_rounds
 from bonsai.store import RecordStore
-from bonsai.train import runs
 from bonsai.train.args import TrainArgs
 from bonsai.train.loop import train
 

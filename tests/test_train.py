@@ -17,13 +17,13 @@ import pytest
 import torch
 from rich.console import Console
 
+from bonsai import runs
 from bonsai.curate.split import SplitArgs, assign_splits
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.records import Record
 from bonsai.sample import records_path
 from bonsai.store import Change, RecordStore
-from bonsai.train import runs
 from bonsai.train.args import TrainArgs
 from bonsai.train.checkpoint import load_checkpoint
 from bonsai.train.loop import memorisation_warning, resume, train
@@ -127,7 +127,7 @@ def test_tiny_gemma3_run_learns_and_writes_its_folder(finished, tiny_model_dir: 
 
 def test_epochs_are_marked_where_they_start(finished) -> None:
     _, run, _ = finished
-    per_epoch = run.manifest["data"]["steps_per_epoch"]
+    per_epoch = run.manifest.data["steps_per_epoch"]
     starts = [(e["epoch"], e["step"]) for e in runs.read_metrics(run) if e["kind"] == "epoch"]
     assert starts == [(0, 0), (1, per_epoch[0]), (2, per_epoch[0] + per_epoch[1])]
     assert [epoch for epoch, _, _ in epoch_step_downs(runs.read_metrics(run))] == [2, 3]
@@ -147,8 +147,8 @@ def test_lora_weights_changed_and_the_adapter_loads_with_peft(finished, tiny_mod
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, run.adapter_dir)
-    args = TrainArgs.from_dict(run.manifest["args"])
-    prep = prepare(garden, args, val_ids=run.manifest["data"]["val_ids"])
+    args = TrainArgs.from_dict(run.manifest.args)
+    prep = prepare(garden, args, val_ids=run.manifest.data["val_ids"])
     assert validation_loss(model, prep.val).mean == pytest.approx(val_losses(run)[-1], rel=1e-4)
 
 
@@ -328,9 +328,9 @@ def test_from_continues_the_parents_adapter_on_the_next_shard(
     )  # fmt: skip
     child = train(garden, child_args, console=console)
     assert child is not None and child.status == "finished"
-    assert child.parent == parent.id and child.manifest["shard"] == 1
-    assert child.manifest["args"]["lora_rank"] == 4
-    assert child.manifest["base_model"]["name"] == str(tiny_model_dir)
+    assert child.parent == parent.id and child.manifest.shard == 1
+    assert child.manifest.args["lora_rank"] == 4
+    assert child.manifest.base_model_name == str(tiny_model_dir)
     assert f"inherited from run {parent.id}" in output_of(console)
     row = garden.db.execute("SELECT parent FROM training_runs WHERE id = ?", (child.id,)).fetchone()
     assert row[0] == parent.id
@@ -369,9 +369,9 @@ def test_truncated_examples_are_counted_in_the_manifest(garden: Garden, tiny_mod
     add_records(garden, sample_records(12))
     run = train(garden, tiny_args(tiny_model_dir, max_length=70, max_steps=1), console=quiet())
     assert run is not None
-    data = run.manifest["data"]
+    data = run.manifest.data
     assert data["train"]["truncated"] + data["val"]["truncated"] > 0
-    assert any("truncated" in w for w in run.manifest["warnings"])
+    assert any("truncated" in w for w in run.manifest.warnings)
 
 
 @pytest.mark.parametrize(
@@ -434,7 +434,7 @@ def test_embedded_student_fine_tunes_a_few_steps_and_loads_back(garden: Garden) 
     )  # fmt: skip
     run = train(garden, args, console=quiet())
     assert run is not None and run.status == "finished"
-    assert run.manifest["base_model"]["name"] == "embedded:gemma-3-270m"
+    assert run.manifest.base_model_name == "embedded:gemma-3-270m"
     model = PeftModel.from_pretrained(load_model("embedded:gemma-3-270m"), run.adapter_dir)
     assert any("lora_A" in name for name, _ in model.named_parameters())
     assert val_losses(run)[-1] < 20
@@ -447,8 +447,8 @@ def test_embedded_run_exports_as_gguf_and_llama_cpp_runs_it(garden: Garden, cli)
     import gguf
     import numpy as np
 
-    from bonsai.generate.gguf_export import lora_deltas
-    from bonsai.generate.llama_engine import embedded_gguf
+    from bonsai.student.embedded import embedded_gguf
+    from bonsai.student.gguf_export import lora_deltas
 
     add_records(garden, sample_records(12))
     args = TrainArgs(

@@ -68,12 +68,11 @@ _JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _row_to_record(row: tuple[Any, ...]) -> Record:
-    *values, reasoning_meta, extra = row
-    return Record(
-        *values,
-        reasoning_meta=json.loads(reasoning_meta) if reasoning_meta else None,
-        extra=json.loads(extra) if extra and extra != "{}" else {},
-    )
+    values: dict[str, Any] = dict(zip(_COLUMNS, row, strict=True))
+    meta, extra = values["reasoning_meta"], values["extra"]
+    values["reasoning_meta"] = json.loads(meta) if meta else None
+    values["extra"] = json.loads(extra) if extra and extra != "{}" else {}
+    return Record(**values)
 
 
 def _record_values(record: Record) -> tuple[Any, ...]:
@@ -118,7 +117,8 @@ class RecordStore:
         cur = self.conn.execute(
             "INSERT INTO datasets (name, created_at) VALUES (?, ?)", (name, time.time())
         )
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # set by the INSERT just run
+        return cur.lastrowid
 
     def count(self, dataset: str) -> int:
         ds = self.dataset_id(dataset)
@@ -194,7 +194,8 @@ class RecordStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (ds, kind, description, json.dumps(summary or {}, ensure_ascii=False), now),
             )
-            changeset_id = int(cur.lastrowid)
+            assert cur.lastrowid is not None  # set by the INSERT just run
+            changeset_id = cur.lastrowid
             self._write(ds, real, now)
             self.conn.executemany(
                 "INSERT INTO record_changes (changeset_id, record_id, before, after)"

@@ -256,10 +256,11 @@ class Repl:
         A failed load raises its error, which ends the chat."""
         engine = self.session.engine
         wait = getattr(engine, "wait", None)
-        if wait is None:
+        ready = getattr(engine, "ready", None)
+        if wait is None or ready is None:
             return True
         try:
-            if engine.ready():
+            if ready():
                 wait()
             else:
                 with self.notices.status("Loading the student…"):

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from bonsai.cli.common import GardenOption, console, err_console, open_garden
+from bonsai.cli.common import GardenOption, console, default_of, err_console, given, open_garden
+from bonsai.generate.args import GenerateArgs
 
 if TYPE_CHECKING:
     from bonsai.chat import ChatArgs, ChatSession
     from bonsai.garden import Garden
+    from bonsai.generate.engine import Generator
 
 RunOption = Annotated[
     str | None,
@@ -64,11 +66,24 @@ def chat(
         ),
     ] = None,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", help="Most tokens in an answer.", min=1)
-    ] = 256,
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            help="Most tokens in an answer.",
+            min=1,
+            show_default=default_of(GenerateArgs, "max_new_tokens"),
+        ),
+    ] = None,
     temperature: Annotated[
-        float, typer.Option("--temperature", "-t", help="0 answers greedily.", min=0.0)
-    ] = 0.7,
+        float | None,
+        typer.Option(
+            "--temperature",
+            "-t",
+            help="0 answers greedily.",
+            min=0.0,
+            show_default=default_of(GenerateArgs, "temperature"),
+        ),
+    ] = None,
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Greedy and reproducible (as evaluation does).")
     ] = False,
@@ -83,14 +98,14 @@ def chat(
     Feedback feeds the next `bonsai grow`.
     """
     from bonsai.chat import ChatArgs
-    from bonsai.generate import GenerateArgs
 
     g = open_garden(garden)
     args = ChatArgs(
         mode=mode,
         rag=not no_rag,
         generate=GenerateArgs(
-            max_new_tokens=max_tokens, temperature=temperature, deterministic=deterministic
+            deterministic=deterministic,
+            **given(max_new_tokens=max_tokens, temperature=temperature),
         ),
     )
     try:
@@ -119,6 +134,7 @@ def _session(
 
     choice = choose_run(garden, run)
     layout = check_engine(choice, engine, precision)
+    loaded: Generator
     if background:
         resolve_base_model(choice.base_model)  # converts the embedded model on first use
         loaded = BackgroundGenerator(

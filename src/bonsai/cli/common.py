@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from bonsai import env
 from bonsai.garden import Garden
 from bonsai.util.text import SafeConsole, shown
 
@@ -20,7 +22,7 @@ GardenOption = Annotated[
     typer.Option(
         "--garden",
         "-g",
-        envvar="BONSAI_GARDEN",
+        envvar=env.GARDEN.name,
         help="Garden folder (default: the current folder or the nearest one above it).",
         show_default=False,
     ),
@@ -36,6 +38,21 @@ DatasetOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def given(**flags: Any) -> dict[str, Any]:
+    """The options a person gave: None means left out, so the stage's dataclass default holds
+    (one source for every default; ``--help`` shows it with :func:`default_of`)."""
+    return {name: value for name, value in flags.items() if value is not None}
+
+
+def default_of(settings: type, name: str) -> str:
+    """The default of the field ``name`` of the stage dataclass ``settings``, as ``--help``
+    shows it (``show_default=default_of(ServeArgs, "port")``)."""
+    for item in dataclasses.fields(settings):
+        if item.name == name:
+            return str(item.default)
+    raise KeyError(f"{settings.__name__} has no field {name!r}")
 
 
 def open_garden(path: Path | None) -> Garden:

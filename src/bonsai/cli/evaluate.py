@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bonsai.cli.common import GardenOption, console, open_garden
+from bonsai.cli.common import GardenOption, console, default_of, given, open_garden
 from bonsai.errors import BonsaiError
+from bonsai.evaluate.args import REASONING_TOKENS, EvalArgs
+
+if TYPE_CHECKING:
+    from bonsai.evaluate.results import Delta
 
 
 def eval_command(
@@ -60,9 +64,13 @@ def eval_command(
         int | None, typer.Option(help="Probes asked at most, spread over categories.")
     ] = None,
     max_new_tokens: Annotated[
-        int,
-        typer.Option(help="Longest answer, in tokens (+64 for a bonsai-layout run's reasoning)."),
-    ] = 96,
+        int | None,
+        typer.Option(
+            help="Longest answer, in tokens "
+            f"(+{REASONING_TOKENS} for a bonsai-layout run's reasoning).",
+            show_default=default_of(EvalArgs, "max_new_tokens"),
+        ),
+    ] = None,
     rag: Annotated[
         bool,
         typer.Option(
@@ -89,7 +97,12 @@ def eval_command(
         Path | None,
         typer.Option(help="Folder for the report (default: the run's folder).", show_default=False),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for bootstrap and item sampling.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed for bootstrap and item sampling.", show_default=default_of(EvalArgs, "seed")
+        ),
+    ] = None,
     ablation: Annotated[
         bool,
         typer.Option(
@@ -126,7 +139,7 @@ def eval_command(
     suspected contradictions, loss by category and language. Writes a
     self-contained report-*.html and its JSON into the run's folder.
     """
-    from bonsai.evaluate.args import AblationArgs, EvalArgs
+    from bonsai.evaluate.args import AblationArgs
     from bonsai.evaluate.progress import RichPhases
 
     g = open_garden(garden)
@@ -136,12 +149,11 @@ def eval_command(
         seed_probes=seed_probes,
         max_items=max_items,
         max_probes=max_probes,
-        max_new_tokens=max_new_tokens,
         rag=rag,
         losses=losses,
         outliers=outliers,
         out=out,
-        seed=seed,
+        **given(max_new_tokens=max_new_tokens, seed=seed),
     )
     phases = RichPhases(console)
     if ablation:
@@ -153,7 +165,7 @@ def eval_command(
             dataset=dataset or "",
             max_steps=max_steps,
             epochs=epochs,
-            seed=seed,
+            **given(seed=seed),
             eval=EvalArgs(run="(ablation)", **common),
         )
         try:
@@ -178,6 +190,7 @@ def eval_command(
 
 
 def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None:
+    from bonsai.evaluate.results import delta_of, metric_cell
     from bonsai.evaluate.scoring import HEADLINE
 
     primary = results["primary"]
@@ -191,11 +204,10 @@ def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None
         table.add_column(f"Δ vs {other} [95% CI]", justify="right")
     for category, cell in results["summary"][primary].items():
         metric, _ = HEADLINE[category]
-        value = cell["metrics"].get(metric, {}).get("mean")
-        row = [category, metric, str(cell["n"]), _num(value)]
+        headline = metric_cell(results, primary, category, metric)
+        row = [category, metric, str(cell["n"]), _num(headline.mean if headline else None)]
         for other in others:
-            d = results["deltas"].get(other, {}).get(category, {}).get(metric)
-            row.append(_delta(d))
+            row.append(_delta(delta_of(results, other, category, metric)))
         table.add_row(*row)
     console.print(table)
     console.print(_side_by_side(results))
@@ -230,6 +242,8 @@ SIDE_BY_SIDE = {
 
 def _side_by_side(results: dict[str, Any]) -> Table:
     """Every model's mean of the key numbers per category, tuned first."""
+    from bonsai.evaluate.results import metric_cell
+
     keys = [m["key"] for m in results["models"]]
     table = Table(title="Side by side (means)", title_justify="left")
     for name in ("category", "metric", "n", *keys):
@@ -240,15 +254,12 @@ def _side_by_side(results: dict[str, Any]) -> Table:
             found = cell["metrics"].get(metric)
             if not found:
                 continue
-            means = [
-                (results["summary"].get(k, {}).get(category, {}).get("metrics", {}).get(metric))
-                for k in keys
-            ]
+            means = [metric_cell(results, k, category, metric) for k in keys]
             table.add_row(
                 category,
                 metric,
                 str(found.get("n", cell["n"])),
-                *[_num(m.get("mean") if m else None) for m in means],
+                *[_num(m.mean if m else None) for m in means],
             )
     return table
 
@@ -257,13 +268,13 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}" if abs(value) <= 1 else f"{value:.1f}"
 
 
-def _delta(d: dict[str, Any] | None) -> str:
-    if not d or d.get("delta") is None:
+def _delta(d: Delta | None) -> str:
+    if not d or d.delta is None:
         return "–"
-    text = f"{d['delta']:+.3f}" if abs(d["delta"]) <= 1 else f"{d['delta']:+.1f}"
-    if d.get("low") is not None:
-        text += f" [{d['low']:+.2f}, {d['high']:+.2f}]"
-    return f"[green]{text}[/]" if d.get("significant") and d["delta"] > 0 else text
+    text = f"{d.delta:+.3f}" if abs(d.delta) <= 1 else f"{d.delta:+.1f}"
+    if d.low is not None and d.high is not None:
+        text += f" [{d.low:+.2f}, {d.high:+.2f}]"
+    return f"[green]{text}[/]" if d.significant and d.delta > 0 else text
 
 
 def register(app: typer.Typer) -> None:

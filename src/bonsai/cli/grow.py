@@ -8,7 +8,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bonsai.cli.common import GardenOption, console, open_garden, print_warning
+from bonsai.cli.common import (
+    GardenOption,
+    console,
+    default_of,
+    given,
+    open_garden,
+    print_warning,
+)
+from bonsai.grow.args import GrowArgs, PromotionRule
 
 if TYPE_CHECKING:
     from bonsai.garden import Garden
@@ -71,12 +79,13 @@ def grow_command(
         ),
     ] = True,
     max_val_loss_increase: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Promotion: largest relative rise of validation loss accepted (0.02 = 2%; "
-            "negative asks for an improvement)."
+            "negative asks for an improvement).",
+            show_default=default_of(PromotionRule, "max_val_loss_increase"),
         ),
-    ] = 0.02,
+    ] = None,
     judge_creative: Annotated[
         bool,
         typer.Option(
@@ -86,15 +95,32 @@ def grow_command(
     ] = False,
     eval_max_items: Annotated[
         int | None,
-        typer.Option(help="Validation records answered in the comparison (losses use all)."),
-    ] = 64,
+        typer.Option(
+            help="Validation records answered in the comparison (losses use all).",
+            show_default=default_of(GrowArgs, "eval_max_items"),
+        ),
+    ] = None,
     eval_max_probes: Annotated[
-        int, typer.Option(help="Built-in probes answered in the comparison (0: none).")
-    ] = 24,
+        int | None,
+        typer.Option(
+            help="Built-in probes answered in the comparison (0: none).",
+            show_default=default_of(GrowArgs, "eval_max_probes"),
+        ),
+    ] = None,
     eval_max_new_tokens: Annotated[
-        int, typer.Option(help="Longest answer in the comparison, in tokens.", min=1)
-    ] = 64,
-    seed: Annotated[int, typer.Option(help="Seed of training and the bootstrap.")] = 0,
+        int | None,
+        typer.Option(
+            help="Longest answer in the comparison, in tokens.",
+            min=1,
+            show_default=default_of(GrowArgs, "eval_max_new_tokens"),
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of training and the bootstrap.", show_default=default_of(GrowArgs, "seed")
+        ),
+    ] = None,
     garden: GardenOption = None,
 ) -> None:
     """Turn chat feedback into the next round of your bonsai.
@@ -109,7 +135,6 @@ def grow_command(
     records and probes; it is promoted only if it is not worse. A grow
     that stops anywhere is continued by the next one.
     """
-    from bonsai.grow.args import GrowArgs, PromotionRule
     from bonsai.grow.pipeline import Hooks, grow
 
     args = GrowArgs(
@@ -121,12 +146,14 @@ def grow_command(
         experiences_as_records=experiences_as_records,
         dismiss_reviews=dismiss_reviews,
         teach=teach,
-        eval_max_items=eval_max_items,
-        eval_max_probes=eval_max_probes,
-        eval_max_new_tokens=eval_max_new_tokens,
-        seed=seed,
+        **given(
+            eval_max_items=eval_max_items,
+            eval_max_probes=eval_max_probes,
+            eval_max_new_tokens=eval_max_new_tokens,
+            seed=seed,
+        ),
         promotion=PromotionRule(
-            max_val_loss_increase=max_val_loss_increase, judge_creative=judge_creative
+            judge_creative=judge_creative, **given(max_val_loss_increase=max_val_loss_increase)
         ),
     )
     g = open_garden(garden)
@@ -188,7 +215,7 @@ def _print_plan(result: GrowResult, args: object, garden: Garden) -> None:
     if plan.good:
         console.print(f"  {plan.good} good rating(s) kept pending")
     waiting = len(result.round.records) if result.round is not None else 0
-    if waiting and not plan.records:
+    if result.round is not None and waiting and not plan.records:
         console.print(
             f"  {waiting} record(s) of round {escape(result.round.id)} wait for training."
         )

@@ -7,12 +7,26 @@ from typing import Annotated
 import typer
 
 from bonsai.cli.chat import EngineOption, PrecisionOption
-from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
+from bonsai.cli.common import (
+    GardenOption,
+    console,
+    default_of,
+    err_console,
+    given,
+    open_garden,
+    print_warning,
+)
+from bonsai.serve.args import ServeArgs
 
 
 def serve(
     garden: GardenOption = None,
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", "-p", help="Port to listen on.", show_default=default_of(ServeArgs, "port")
+        ),
+    ] = None,
     host: Annotated[
         str,
         typer.Option(
@@ -38,23 +52,42 @@ def serve(
         ),
     ] = None,
     queue_size: Annotated[
-        int, typer.Option("--queue", help="Requests that may wait; more are refused (429).", min=1)
-    ] = 8,
+        int | None,
+        typer.Option(
+            "--queue",
+            help="Requests that may wait; more are refused (429).",
+            min=1,
+            show_default=default_of(ServeArgs, "queue_size"),
+        ),
+    ] = None,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", help="Most tokens one answer may ask for.", min=1)
-    ] = 1024,
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            help="Most tokens one answer may ask for.",
+            min=1,
+            show_default=default_of(ServeArgs, "max_tokens"),
+        ),
+    ] = None,
     max_body: Annotated[
-        int, typer.Option("--max-body", help="Largest request body in bytes (413 above).", min=1)
-    ] = 1_048_576,
+        int | None,
+        typer.Option(
+            "--max-body",
+            help="Largest request body in bytes (413 above).",
+            min=1,
+            show_default=default_of(ServeArgs, "max_body_bytes"),
+        ),
+    ] = None,
     db_wait: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--db-wait",
             help="Seconds a write waits while another command holds the garden's database "
             "(then feedback gets 503 with Retry-After; answers are kept and logged later).",
             min=0.1,
+            show_default=default_of(ServeArgs, "db_wait_s"),
         ),
-    ] = 10.0,
+    ] = None,
     precision: PrecisionOption = "int8",
     engine: EngineOption = "transformers",
 ) -> None:
@@ -65,19 +98,21 @@ def serve(
     Every exchange is logged in the garden: `bonsai logs` lists them.
     Point any OpenAI client at http://HOST:PORT/v1.
     """
-    from bonsai.serve import ServeArgs, build_state, run_server
+    from bonsai.serve import build_state, run_server
 
     args = ServeArgs(
         host=host,
-        port=port,
         run=run,
         api_key_env=api_key_env,
-        queue_size=queue_size,
-        max_tokens=max_tokens,
-        max_body_bytes=max_body,
         precision=precision,
         engine=engine,
-        db_wait_s=db_wait,
+        **given(
+            port=port,
+            queue_size=queue_size,
+            max_tokens=max_tokens,
+            max_body_bytes=max_body,
+            db_wait_s=db_wait,
+        ),
     )
     g = open_garden(garden)
     if not args.is_local and not args.api_key_env:

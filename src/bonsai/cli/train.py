@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from bonsai.cli.common import GardenOption, console, err_console, open_garden, print_warning
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
+from bonsai.train.args import MAX_LENGTH_CAP
 
 INTERRUPTED_EXIT = 130
 """Exit status after Ctrl-C saved a checkpoint (the shell's convention for SIGINT)."""
@@ -74,7 +75,8 @@ def train(
     max_length: Annotated[
         int | None,
         typer.Option(
-            help="Longest example in tokens (default: the longest, ≤1024).", show_default=False
+            help=f"Longest example in tokens (default: the longest, ≤{MAX_LENGTH_CAP}).",
+            show_default=False,
         ),
     ] = None,
     overlong: Annotated[
@@ -239,8 +241,8 @@ def runs_list(
     """List the garden's training runs (oldest first)."""
     if ctx.invoked_subcommand is not None:
         return
+    from bonsai.runs import list_runs, promoted_run
     from bonsai.train.report import runs_table
-    from bonsai.train.runs import list_runs, promoted_run
 
     g = open_garden(garden)
     found = list_runs(g, dataset=dataset)
@@ -259,8 +261,8 @@ def runs_show(
     garden: GardenOption = None,
 ) -> None:
     """Summarise a run: data, settings, losses overall and per category, warnings, files."""
+    from bonsai.runs import load_run, promoted_run, read_metrics
     from bonsai.train.report import show_run
-    from bonsai.train.runs import load_run, promoted_run, read_metrics
 
     g = open_garden(garden)
     found = load_run(g, run)

@@ -7,14 +7,21 @@ from typing import Annotated
 import typer
 
 from bonsai.cli.chat import EngineOption, PrecisionOption
-from bonsai.cli.common import GardenOption, console, open_garden, print_warning
+from bonsai.cli.common import GardenOption, console, default_of, given, open_garden, print_warning
+from bonsai.serve.args import MAX_UPLOAD_MB, MB, ServeArgs
 
 
 def ui(
     garden: GardenOption = None,
     port: Annotated[
-        int, typer.Option("--port", "-p", help="Port to listen on (0: any free one).")
-    ] = 8000,
+        int | None,
+        typer.Option(
+            "--port",
+            "-p",
+            help="Port to listen on (0: any free one).",
+            show_default=default_of(ServeArgs, "port"),
+        ),
+    ] = None,
     host: Annotated[
         str,
         typer.Option(
@@ -37,8 +44,14 @@ def ui(
         ),
     ] = None,
     max_upload_mb: Annotated[
-        int, typer.Option("--max-upload-mb", help="Largest file an upload may import.", min=1)
-    ] = 64,
+        int | None,
+        typer.Option(
+            "--max-upload-mb",
+            help="Largest file an upload may import.",
+            min=1,
+            show_default=str(MAX_UPLOAD_MB),
+        ),
+    ] = None,
     precision: PrecisionOption = "int8",
     engine: EngineOption = "transformers",
 ) -> None:
@@ -50,12 +63,12 @@ def ui(
     shows where each stands. The OpenAI-compatible API of `bonsai serve`
     answers on the same server at /v1.
     """
-    from bonsai.serve import ServeArgs
     from bonsai.web.server import build_ui_state, run_ui
 
-    args = ServeArgs(host=host, port=port, run=run, precision=precision, engine=engine)
+    args = ServeArgs(host=host, run=run, precision=precision, engine=engine, **given(port=port))
     g = open_garden(garden)
-    state = build_ui_state(g, args, max_upload_bytes=max_upload_mb * 1024 * 1024)
+    upload = (max_upload_mb or MAX_UPLOAD_MB) * MB
+    state = build_ui_state(g, args, max_upload_bytes=upload)
     token = state.web.token
 
     def announce(url: str) -> None:

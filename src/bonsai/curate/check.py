@@ -19,10 +19,11 @@ import re
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bonsai.curate.check_args import CheckArgs
 from bonsai.curate.similarity import (
     Grams,
     UnionFind,
@@ -34,7 +35,6 @@ from bonsai.curate.similarity import (
     trim_answer,
 )
 from bonsai.curate.tokens import CountTokens, record_tokens
-from bonsai.errors import BonsaiError
 from bonsai.records import (
     CATEGORIES,
     REASONING_MAX_LINES,
@@ -83,34 +83,6 @@ MAX_ANSWERS_COMPARED = 40
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _LANGUAGE_PAIR = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
-
-
-@dataclass
-class CheckArgs:
-    """What ``bonsai data check`` looks for."""
-
-    near_threshold: float = 0.8
-    """Similarity (Jaccard of character 3-grams, 0-1) from which two instructions, and two
-    inputs, count as near-same; 1.0 finds only prompts equal after folding."""
-    max_tokens: int = 1024
-    """Records longer than this many tokens (instruction, input, output and reasoning, in the
-    student's tokenizer) are flagged: training cuts them or spends most of its time on them."""
-    outlier_z: float = 3.5
-    """Robust z-score (median and MAD of log token counts, per category) beyond which a record
-    is unusually long or short (and it must be 3x off the typical length as well)."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.near_threshold <= 1.0:
-            raise BonsaiError(
-                f"--near-threshold must be above 0 and at most 1, not {self.near_threshold}",
-                field="near_threshold",
-            )
-        if self.max_tokens < 1:
-            raise BonsaiError(
-                f"--max-tokens must be 1 or more, not {self.max_tokens}", field="max_tokens"
-            )
-        if self.outlier_z <= 0:
-            raise BonsaiError(f"outlier_z must be above 0, not {self.outlier_z}")
 
 
 @dataclass
@@ -460,6 +432,7 @@ def _answer_groups(
     keys = list(by_key)
     joined = UnionFind(len(keys))
     grams: dict[int, Grams] = {}
+    pairs: Iterable[tuple[int, int]]
     if len(keys) <= MAX_ANSWERS_COMPARED:
         pairs = itertools.combinations(range(len(keys)), 2)
     else:

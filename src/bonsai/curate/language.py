@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bonsai.records import Record
+from bonsai.util.chars import HAN, HANGUL, KANA_LETTERS, LANGUAGE_CJK
 
 if TYPE_CHECKING:  # lingua is imported only when a text actually needs it
     from lingua import LanguageDetector as _LinguaDetector
@@ -33,15 +34,10 @@ TEXT_CAP = 240
 LINGUA_CAP = 2 * TEXT_CAP
 """Characters of one text that rules and lingua look at."""
 
-_KANA = re.compile(
-    r"[\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9d]"
-)
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3131-\u318e]")
-_CJK = re.compile(
-    r"[\u3041-\u30ff\u31f0-\u31ff\uff66-\uff9d\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-    r"\uac00-\ud7af\u1100-\u11ff\u3131-\u318e]"
-)
+_KANA = re.compile(f"[{KANA_LETTERS}]")
+_HAN = re.compile(f"[{HAN}]")
+_HANGUL = re.compile(f"[{HANGUL}]")
+_CJK = re.compile(f"[{LANGUAGE_CJK}]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _NON_ASCII_LETTER = re.compile(r"[^\W\d_A-Za-z]")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")

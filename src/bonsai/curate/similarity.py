@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import itertools
 import re
-import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
+from bonsai.util.chars import CJK_CHAR, fold
+
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 NUM_PERM = 64
 """MinHash functions per text: enough for a stable estimate, small enough to stay fast."""
@@ -35,11 +35,8 @@ _CHUNK_SHINGLES = 1_000_000
 """Grams hashed per numpy step: bounds the temporary arrays to a few tens of MB."""
 
 
-def normalise(text: str | None) -> str:
-    """Text as duplicates are compared: NFKC (width), case-folded, whitespace collapsed."""
-    if not text:
-        return ""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+normalise = fold
+"""Text as duplicates are compared (:func:`bonsai.util.chars.fold`)."""
 
 
 def answer_key(text: str | None) -> str:
@@ -114,7 +111,7 @@ def contains_answer(short: str, long: str) -> bool:
     """
     if not short:
         return False
-    if _CJK.search(short):
+    if CJK_CHAR.search(short):
         return short in long
     # The same test as the regex (?<!\w)SHORT(?!\w), done with str.find: a pattern per pair of
     # answers overflowed re's cache, and compiling them took most of a 16k-record check.

@@ -244,7 +244,8 @@ def split_dataset(store: RecordStore, dataset: str, args: SplitArgs) -> SplitRes
                 time.time(),
             ),
         )
-        result.split_id = int(cur.lastrowid)
+        assert cur.lastrowid is not None  # set by the INSERT just run
+        result.split_id = cur.lastrowid
     return result
 
 

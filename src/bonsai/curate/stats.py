@@ -93,10 +93,10 @@ def compute_stats(
     categories += sorted(set(counts) - set(categories))
     tokens = None
     if count_tokens is not None and records:
-        tokens = defaultdict(list)
+        by_category: defaultdict[str, list[int]] = defaultdict(list)
         for r, n in zip(records, record_tokens(records, count_tokens), strict=True):
-            tokens[r.category or NONE_LABEL].append(n)
-        tokens = dict(tokens)
+            by_category[r.category or NONE_LABEL].append(n)
+        tokens = dict(by_category)
     parts = Counter(part_of(r) for r in records if r.split or r.shard is not None)
     ordered_parts = sorted(parts, key=part_order)
     return DatasetStats(

@@ -9,12 +9,12 @@ is not a SQLite database, or a damaged one, is a :class:`~bonsai.errors.BonsaiEr
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bonsai.env import DB_TIMEOUT
 from bonsai.errors import BonsaiError, DatabaseBusy
 
 BUSY_TIMEOUT_S = 120.0
@@ -26,7 +26,7 @@ _DAMAGED_HINT = "restore garden.db from a backup, or start a new garden and impo
 
 def busy_timeout() -> float:
     """Seconds to wait for a lock: ``BONSAI_DB_TIMEOUT`` when set, else BUSY_TIMEOUT_S."""
-    raw = os.environ.get("BONSAI_DB_TIMEOUT", "").strip()
+    raw = DB_TIMEOUT.get("").strip()
     if not raw:
         return BUSY_TIMEOUT_S
     try:

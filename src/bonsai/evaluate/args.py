@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bonsai.errors import BonsaiError
+from bonsai.layouts import BASE  # noqa: F401  (re-exported: `--against base`)
 
-BASE = "base"
-"""The name that stands for the base model (no adapter) in ``--against``."""
 PARENT = "parent"
 """The name that stands for the run's parent run in ``--against``."""
+REASONING_TOKENS = 64
+"""Added to the answer budget for the `bonsai` layout, whose model writes its reasoning first
+(at most 5 lines; about 30-50 tokens in the sample garden)."""
 
 
 @dataclass
@@ -38,7 +40,7 @@ class EvalArgs:
     serve do (with their settings); False asks without notes, like ``bonsai chat --no-rag``."""
     max_new_tokens: int = 96
     """Longest answer, in tokens; a layout whose model writes its reasoning first (`bonsai`)
-    gets 64 more for it."""
+    gets ``REASONING_TOKENS`` (64) more for it."""
     losses: bool = True
     """Measure teacher-forced loss per validation record for every model."""
     outliers: bool = True

@@ -27,6 +27,7 @@ from bonsai.evaluate.scoring import Item
 if TYPE_CHECKING:
     import sqlite3
 
+    from bonsai.chat.session import ChatSession
     from bonsai.generate import GenerateArgs
     from bonsai.generate.loading import RunChoice
     from bonsai.rag import Hit
@@ -79,7 +80,7 @@ def chat_mode(item: Item) -> str:
 
 def open_eval_session(
     choice: RunChoice, retriever: EvalRetriever, *, rag: bool, generate: GenerateArgs
-) -> Any:
+) -> ChatSession:
     """A chat session on the model ``choice`` names, logging to a scratch database."""
     from bonsai.chat.session import ChatArgs, ChatSession
     from bonsai.db import connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from bonsai.evaluate.results import summary_cell
 from bonsai.evaluate.scoring import HEADLINE
 
 MODEL_COLOURS = {"base": "#9aa5b1", "parent": "#e0a458", "tuned": "#2f855a", "alpaca": "#3182ce"}
@@ -88,16 +89,19 @@ def category_bars(summary: dict[str, dict[str, Any]], models: list[dict[str, Any
     )
     for panel, category in zip(axes.flat, categories, strict=False):
         metric, label = HEADLINE[category]
-        names, means, errors, colours = [], [], [[], []], []
+        names: list[str] = []
+        means: list[float] = []
+        errors: list[list[float]] = [[], []]
+        colours: list[str] = []
         for model in models:
-            cell = summary.get(model["key"], {}).get(category, {}).get("metrics", {}).get(metric)
-            if not cell or cell.get("mean") is None:
+            cell = summary_cell(summary, model["key"], category, metric)
+            if not cell or cell.mean is None:
                 continue
-            mean = cell["mean"]
+            mean = cell.mean
             names.append(model["key"])
             means.append(mean)
-            low = cell.get("low") if cell.get("low") is not None else mean
-            high = cell.get("high") if cell.get("high") is not None else mean
+            low = cell.low if cell.low is not None else mean
+            high = cell.high if cell.high is not None else mean
             errors[0].append(max(0.0, mean - low))
             errors[1].append(max(0.0, high - mean))
             colours.append(MODEL_COLOURS.get(model["key"], "#4a5568"))

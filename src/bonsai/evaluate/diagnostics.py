@@ -26,6 +26,7 @@ from typing import Any
 from bonsai.errors import BonsaiError
 from bonsai.evaluate.metrics import normalise
 from bonsai.records import Record
+from bonsai.util.chars import trigram_similarity
 
 # -- the run's loss history --------------------------------------------------------------------
 
@@ -247,8 +248,10 @@ def memorisation(history: LossHistory, window: int = 5) -> Memorisation:
     val_rising = False
     if best is not None and final_val is not None and val[-1].step > best.step:
         train_at_best = [p.loss for p in train if p.step <= best.step][-_window(train, window) :]
-        train_fell = bool(train_at_best and final_train is not None) and (
-            final_train < (_mean(train_at_best) or 0.0) - 0.02
+        train_fell = (
+            bool(train_at_best)
+            and final_train is not None
+            and (final_train < (_mean(train_at_best) or 0.0) - 0.02)
         )
         val_rising = final_val > best.loss + 0.02 and train_fell
     if val_rising and best is not None:
@@ -341,27 +344,17 @@ def loss_outliers(losses: Sequence[RecordLoss], threshold: float = 3.5) -> list[
     return out
 
 
-def _trigrams(text: str) -> set[str]:
-    t = normalise(text).replace(" ", "")
-    return {t[i : i + 3] for i in range(max(1, len(t) - 2))} if t else set()
-
-
-def _similarity(a: str, b: str) -> float:
-    x, y = _trigrams(a), _trigrams(b)
-    return len(x & y) / len(x | y) if x and y else 0.0
-
-
 def similar_records(
     record: Record, others: Iterable[Record], *, min_similarity: float = 0.6, limit: int = 3
 ) -> list[dict[str, Any]]:
     """Records asking (nearly) the same thing as ``record`` with a different answer: the other
     side of a suspected contradiction."""
     prompt = f"{record.instruction}\n{record.input}"
-    found = []
+    found: list[dict[str, Any]] = []
     for other in others:
         if other.id == record.id:
             continue
-        similarity = _similarity(prompt, f"{other.instruction}\n{other.input}")
+        similarity = trigram_similarity(prompt, f"{other.instruction}\n{other.input}")
         if similarity >= min_similarity and normalise(other.output) != normalise(record.output):
             found.append({"id": other.id, "similarity": round(similarity, 3)})
     found.sort(key=lambda f: -f["similarity"])
@@ -480,7 +473,7 @@ def loss_table(losses: Sequence[RecordLoss]) -> list[dict[str, Any]]:
     for loss in losses:
         cells[(loss.category or "?", loss.language or "?")].append(loss)
     total = sum(loss.loss * loss.tokens for loss in losses) or 1.0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (category, language), group in cells.items():
         tokens = sum(g.tokens for g in group)
         summed = sum(g.loss * g.tokens for g in group)

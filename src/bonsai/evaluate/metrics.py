@@ -17,17 +17,15 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-_PUNCT_CATEGORIES = ("P", "S")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+from bonsai.util.chars import CJK_FOLDED, fold_words
+
+_CJK = re.compile(f"[{CJK_FOLDED}]")  # units() sees NFKC-folded text
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*|\n+")
 
 
-def normalise(text: str) -> str:
-    """Compare answers the way a person would: NFKC (full-width → half-width), case, punctuation
-    and spacing do not matter."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    kept = [" " if unicodedata.category(ch)[0] in _PUNCT_CATEGORIES else ch for ch in text]
-    return " ".join("".join(kept).split())
+normalise = fold_words
+"""Compare answers the way a person would: NFKC (full-width → half-width), case, punctuation
+and spacing do not matter (:func:`bonsai.util.chars.fold_words`)."""
 
 
 def exact_match(prediction: str, reference: str) -> bool:

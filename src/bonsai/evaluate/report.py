@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bonsai.errors import BonsaiError
+from bonsai.evaluate.results import Delta, delta_of, deltas_against, metric_cell
 from bonsai.evaluate.scoring import HEADLINE, LOWER_IS_BETTER
 from bonsai.records import CATEGORIES
 
@@ -97,8 +98,8 @@ def write_report(folder: Path, stem: str, results: dict[str, Any]) -> tuple[Path
             hint="check the folder's permissions and free space",
         ) from None
     finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
     return html_path, json_path
 
 
@@ -121,23 +122,21 @@ HIDDEN_IN_TABLES = frozenset({"loop_free"})
 """Shown as the headline of creative categories; the tables show its complement, "loop"."""
 
 
-def _trend(metric: str, delta: dict[str, Any] | None) -> str:
+def _trend(metric: str, delta: Delta | None) -> str:
     if metric in NEUTRAL:
         return ""
-    if not delta or delta.get("delta") is None or not delta.get("significant"):
+    if not delta or delta.delta is None or not delta.significant:
         return ""
-    better = delta["delta"] < 0 if metric in LOWER_IS_BETTER else delta["delta"] > 0
+    better = delta.delta < 0 if metric in LOWER_IS_BETTER else delta.delta > 0
     return "up" if better else "down"
 
 
-def _delta_text(metric: str, delta: dict[str, Any] | None) -> str:
-    if not delta or delta.get("delta") is None:
+def _delta_text(metric: str, delta: Delta | None) -> str:
+    if not delta or delta.delta is None:
         return "–"
-    text = (
-        f"{delta['delta']:+.3f}" if metric not in ("chrf", "length") else f"{delta['delta']:+.1f}"
-    )
-    if delta.get("low") is not None:
-        lo, hi = delta["low"], delta["high"]
+    text = f"{delta.delta:+.3f}" if metric not in ("chrf", "length") else f"{delta.delta:+.1f}"
+    if delta.low is not None and delta.high is not None:
+        lo, hi = delta.low, delta.high
         text += (
             f" [{lo:+.2f}, {hi:+.2f}]"
             if metric not in ("chrf", "length")
@@ -162,12 +161,9 @@ def _cards(results: dict[str, Any]) -> list[dict[str, str]]:
         if not cell:
             continue
         metric, label = HEADLINE[category]
-        value = cell["metrics"].get(metric, {}).get("mean")
-        delta = (
-            results.get("deltas", {}).get(compare_to, {}).get(category, {}).get(metric)
-            if compare_to
-            else None
-        )
+        found = metric_cell(results, primary, category, metric)
+        value = found.mean if found else None
+        delta = delta_of(results, compare_to, category, metric) if compare_to else None
         cards.append(
             {
                 "category": category,
@@ -203,17 +199,17 @@ def _metric_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
         for name in names:
             cells = []
             for key in keys:
-                cell = summary.get(key, {}).get(category, {}).get("metrics", {}).get(name)
+                cell = metric_cell(results, key, category, name)
                 if not cell:
                     cells.append("–")
                     continue
-                text = _fmt(cell.get("mean"), name)
-                if cell.get("low") is not None:
-                    text += f" [{_fmt(cell['low'], name)}, {_fmt(cell['high'], name)}]"
+                text = _fmt(cell.mean, name)
+                if cell.low is not None:
+                    text += f" [{_fmt(cell.low, name)}, {_fmt(cell.high, name)}]"
                 cells.append(text)
             row_deltas = []
             for other in delta_keys:
-                d = deltas[other].get(category, {}).get(name)
+                d = delta_of(results, other, category, name)
                 row_deltas.append({"text": _delta_text(name, d), "trend": _trend(name, d)})
             rows.append({"metric": METRIC_LABELS[name], "cells": cells, "deltas": row_deltas})
         directions = []
@@ -319,7 +315,7 @@ def _samples(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"\n\n{item['input']}" if item.get("input") else ""
         )
         primary = item.get("answers", {}).get(results["primary"]) or {}
-        answers = []
+        answers: list[dict[str, Any]] = []
         for key in keys:
             answer = item.get("answers", {}).get(key)
             if answer is None:
@@ -424,7 +420,7 @@ def _glance(results: dict[str, Any]) -> str:
             )
     if against:
         better = worse = 0
-        for category, deltas in results.get("deltas", {}).get(against, {}).items():
+        for category, deltas in deltas_against(results, against).items():
             metric, _ = HEADLINE[category]
             trend = _trend(metric, deltas.get(metric))
             better += trend == "up"

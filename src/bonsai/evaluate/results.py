@@ -50,6 +50,85 @@ class ModelAnswers:
     layout: str | None = None
 
 
+# -- reading results -------------------------------------------------------------------------------
+# The results dict is the report's JSON; these typed views are how code reads a number out of it.
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class MetricCell:
+    """One model's mean of one metric in one category, with its 95% interval where known."""
+
+    mean: float | None
+    low: float | None = None
+    high: float | None = None
+    n: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MetricCell:
+        return cls(
+            _float(data.get("mean")),
+            _float(data.get("low")),
+            _float(data.get("high")),
+            int(data.get("n") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class Delta:
+    """``primary`` − another model on one metric in one category, paired over the same items."""
+
+    delta: float | None
+    low: float | None = None
+    """The 95% paired-bootstrap interval; None when there were too few items."""
+    high: float | None = None
+    n: int = 0
+    significant: bool = False
+    """Whether the interval excludes zero."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Delta:
+        return cls(
+            _float(data.get("delta")),
+            _float(data.get("low")),
+            _float(data.get("high")),
+            int(data.get("n") or 0),
+            bool(data.get("significant")),
+        )
+
+
+def summary_cell(
+    summary: dict[str, Any], model: str, category: str, metric: str
+) -> MetricCell | None:
+    """``model``'s ``metric`` in ``category`` of a results ``summary``; None where not measured."""
+    found = (((summary.get(model) or {}).get(category) or {}).get("metrics") or {}).get(metric)
+    return MetricCell.from_dict(found) if isinstance(found, dict) else None
+
+
+def metric_cell(
+    results: dict[str, Any], model: str, category: str, metric: str
+) -> MetricCell | None:
+    """``model``'s ``metric`` in ``category``; None where it was not measured."""
+    return summary_cell(results.get("summary") or {}, model, category, metric)
+
+
+def deltas_against(results: dict[str, Any], other: str) -> dict[str, dict[str, Delta]]:
+    """Per category and metric, ``primary`` − ``other`` (empty when ``other`` was not compared)."""
+    found = (results.get("deltas") or {}).get(other) or {}
+    return {
+        category: {name: Delta.from_dict(d) for name, d in metrics.items() if isinstance(d, dict)}
+        for category, metrics in found.items()
+    }
+
+
+def delta_of(results: dict[str, Any], other: str, category: str, metric: str) -> Delta | None:
+    """``primary`` − ``other`` on ``metric`` in ``category``; None where not compared."""
+    return deltas_against(results, other).get(category, {}).get(metric)
+
+
 def _raw(answer: Answer) -> dict[str, Any]:
     """The whole completion, kept only where it differs from the answer shown; the prompt and
     what chat made of the question, where known."""
@@ -208,11 +287,12 @@ def verdict(results: dict[str, Any], against: str) -> dict[str, Any]:
     """
     from bonsai.evaluate.scoring import HEADLINE
 
-    worse, better = [], []
-    for category, deltas in results.get("deltas", {}).get(against, {}).items():
+    worse: list[str] = []
+    better: list[str] = []
+    for category, deltas in deltas_against(results, against).items():
         metric, _ = HEADLINE[category]
         delta = deltas.get(metric)
-        if not delta or not delta.get("significant"):
+        if not delta or not delta.significant or delta.delta is None:
             continue
-        (better if delta["delta"] > 0 else worse).append(category)
+        (better if delta.delta > 0 else worse).append(category)
     return {"against": against, "better": better, "worse": worse, "not_worse": not worse}

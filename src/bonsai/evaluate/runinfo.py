@@ -2,7 +2,7 @@
 
 A run lives in ``<garden>/runs/<run-id>/`` with ``manifest.json`` (base model, layout, parent run,
 dataset, …), ``adapter/`` and ``metrics.jsonl``, as the train stage writes them
-(:mod:`bonsai.train.runs` finds and reads them).
+(:mod:`bonsai.runs` finds and reads them).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
+from bonsai.runs import RunManifest
 
 
 @dataclass
@@ -23,7 +24,7 @@ class RunInfo:
     layout: str
     dataset: str | None
     parent: str | None
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: RunManifest = field(default_factory=RunManifest)
     adapter: Path | None = None
     """The final adapter, else the latest checkpoint's (an interrupted run)."""
 
@@ -46,17 +47,10 @@ class RunInfo:
         }
 
 
-def _base_model_name(value: Any) -> str | None:
-    """The manifest's base model: a name, or a dict with ``name`` (and where it was loaded)."""
-    if isinstance(value, dict):
-        value = value.get("name") or value.get("path")
-    return str(value) if value else None
-
-
 def load_run(garden: Garden, run_id: str) -> RunInfo:
     """The run named ``run_id`` (an id, a unique start of one, or 'latest'), as the train stage
     lists it. A clear error names the runs there are."""
-    from bonsai.train import runs
+    from bonsai import runs
 
     try:
         run = runs.load_run(garden, run_id)
@@ -68,20 +62,20 @@ def load_run(garden: Garden, run_id: str) -> RunInfo:
         raise
     manifest = run.manifest
     path = run.manifest_path
-    base_model = _base_model_name(manifest.get("base_model"))
+    base_model = manifest.base_model_name
     if not base_model:
         raise BonsaiError("the run's manifest names no base model", file=path, field="base_model")
     try:
         adapter = run.final_adapter()
     except BonsaiError:
         adapter = run.adapter_dir
-    parent = manifest.get("parent")
+    parent = manifest.parent
     return RunInfo(
         id=run.id,
         folder=run.dir,
         base_model=base_model,
-        layout=str(manifest.get("layout") or "alpaca"),
-        dataset=manifest.get("dataset") or None,
+        layout=manifest.layout or "alpaca",
+        dataset=manifest.dataset or None,
         parent=str(parent) if parent else None,
         manifest=manifest,
         adapter=adapter,

@@ -8,7 +8,6 @@ its validation split, the probe file and the report folder are all checked first
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import time
@@ -18,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bonsai.env import SHARED_DATA
 from bonsai.errors import BonsaiError
-from bonsai.evaluate import layouts as layout_api
-from bonsai.evaluate.args import BASE, PARENT, EvalArgs
+from bonsai.evaluate.args import BASE, PARENT, REASONING_TOKENS, EvalArgs
 from bonsai.evaluate.asking import EvalRetriever, ask_all, open_eval_session
 from bonsai.evaluate.diagnostics import RecordLoss, load_metrics
 from bonsai.evaluate.probes import builtin_probes, load_probe_file, seed_translation_probes
@@ -30,13 +29,12 @@ from bonsai.evaluate.results import Answer, ModelAnswers, build_results, verdict
 from bonsai.evaluate.runinfo import RunInfo, load_run
 from bonsai.evaluate.scoring import Item
 from bonsai.garden import Garden
+from bonsai.generate.args import GenerateArgs
+from bonsai.layouts import get_layout
 from bonsai.records import UNIQUE_CATEGORIES, Record
 from bonsai.store import RecordStore
 
 TUNED = "tuned"
-REASONING_TOKENS = 64
-"""Added to the answer budget for the `bonsai` layout, whose model writes its reasoning first
-(at most 5 lines; about 30-50 tokens in the sample garden)."""
 
 
 @dataclass
@@ -59,7 +57,7 @@ class _Model:
 def shared_data_dir() -> Path | None:
     """The shared test data (``$BONSAI_SHARED_DATA``, or ``../shared/data`` beside the
     project), if present."""
-    env = os.environ.get("BONSAI_SHARED_DATA")
+    env = SHARED_DATA.get()
     candidates = [Path(env)] if env else []
     candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
     return next((c for c in candidates if c.is_dir()), None)
@@ -78,7 +76,7 @@ def _validation_records(garden: Garden, run: RunInfo) -> tuple[list[Record], lis
         )
     store = RecordStore(garden.db)
     records = store.records(run.dataset)
-    listed = (run.manifest.get("data") or {}).get("val_ids") or run.manifest.get("val_ids")
+    listed = run.manifest.val_ids
     if isinstance(listed, list) and listed:
         wanted = set(map(str, listed))
         val = [r for r in records if r.id in wanted]
@@ -241,20 +239,20 @@ def _answers(
         session,
         items,
         retriever,
-        reasoning_expected=layout_api.reasoning_first(model.layout),
+        reasoning_expected=get_layout(model.layout).reasoning_first,
         advance=advance,
     )
 
 
-def generation_args(layout: str, args: EvalArgs) -> Any:
+def generation_args(layout: str, args: EvalArgs) -> GenerateArgs:
     """The engine's deterministic settings (greedy, with the loop controls chat uses), stopping
     where the layout says an answer ends; a layout whose model writes its reasoning first gets
     room for it."""
     from bonsai.generate import deterministic_args
 
-    extra = REASONING_TOKENS if layout_api.reasoning_first(layout) else 0
+    extra = REASONING_TOKENS if get_layout(layout).reasoning_first else 0
     return deterministic_args(
-        max_new_tokens=args.max_new_tokens + extra, stop=layout_api.stops(layout)
+        max_new_tokens=args.max_new_tokens + extra, stop=get_layout(layout).stop
     )
 
 
@@ -308,8 +306,7 @@ def _check_findings(records: Sequence[Record], phases: Phases) -> list[Any]:
     except ImportError:
         phases.note("the data check is not available: contradictions come from losses only")
         return []
-    report = check_records(list(records))
-    return list(getattr(report, "findings", report) or [])
+    return list(check_records(list(records)).findings)
 
 
 def _record_evaluation(garden: Garden, run: RunInfo, results: dict[str, Any], html: Path) -> None:

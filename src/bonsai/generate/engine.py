@@ -29,6 +29,7 @@ from bonsai.generate.controls import (
     first_stop,
     held_back,
 )
+from bonsai.generate.transformers_compat import cache_argument
 
 if TYPE_CHECKING:
     import torch
@@ -110,8 +111,11 @@ class Generator(Protocol):
 
     model_id: str
     """Names the weights: a run id, ``base``, or a model path."""
-    max_context: int
-    """Most tokens of prompt and answer together."""
+
+    @property
+    def max_context(self) -> int:
+        """Most tokens of prompt and answer together."""
+        ...
 
     def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
         """Generate a completion of ``prompt`` (already in the model's prompt layout)."""
@@ -136,19 +140,6 @@ def generate(
             if should_stop and should_stop():
                 break
     return stream.result
-
-
-def cache_argument(model: Any) -> str:
-    """The name the model's forward takes its KV cache by: ``cache`` since transformers 5.x
-    renamed it (the old ``past_key_values`` still works there, with a warning per call)."""
-    import inspect
-
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        parameters = inspect.signature(inner.forward).parameters
-    except (TypeError, ValueError):
-        return "past_key_values"
-    return "cache" if "cache" in parameters else "past_key_values"
 
 
 class _EagerDecoder:

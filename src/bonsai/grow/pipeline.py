@@ -40,9 +40,10 @@ from bonsai.grow.feedback_to_records import (
 )
 from bonsai.grow.promote import Comparison, Decision, comparison_from_results, decide
 from bonsai.grow.rounds import GrowRound
+from bonsai.layouts import BASE
+from bonsai.runs import Run
 from bonsai.store import Change, RecordStore
 
-BASE = "base"
 NEW_KEY = "new"
 CURRENT_KEY = "current"
 
@@ -99,10 +100,10 @@ def _rejected_runs(garden: Garden) -> set[str]:
     }
 
 
-def current_run(garden: Garden) -> Any:
+def current_run(garden: Garden) -> Run | None:
     """The run a grow continues: the promoted one, else the newest finished run no grow
     rejected; None when there is none (grow from the base model)."""
-    from bonsai.train import runs
+    from bonsai import runs
 
     promoted = runs.promoted_run(garden)
     if promoted is not None:
@@ -197,8 +198,7 @@ def pin_validation_split(garden: Garden, dataset: str, run: Any) -> int:
     records = store.records(dataset)
     if any(r.split == "val" for r in records):
         return 0
-    data = run.manifest.get("data") or {}
-    wanted = set(data.get("val_ids") or run.manifest.get("val_ids") or [])
+    wanted = set(run.manifest.val_ids)
     changes = [Change(r, replace(r, split="val")) for r in records if r.id in wanted]
     store.apply(
         dataset,
@@ -209,21 +209,17 @@ def pin_validation_split(garden: Garden, dataset: str, run: Any) -> int:
     return len(changes)
 
 
-def train_round(garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks) -> Any:
+def train_round(garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks) -> Run | None:
     """The new run: continues the current run's adapter on the whole dataset. Resumes this
     round's run if an earlier grow was stopped while training it."""
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.args import TrainArgs
     from bonsai.train.loop import resume, train
 
     parent = None if round_.current_run == BASE else round_.current_run
     started = float(round_.settings.get("train_started_at") or 0)
     stopped = runs.latest_unfinished(garden, dataset=round_.dataset) if started else None
-    if (
-        stopped is not None
-        and float(stopped.manifest.get("created_at", 0)) >= started
-        and stopped.parent == parent
-    ):
+    if stopped is not None and stopped.manifest.created_at >= started and stopped.parent == parent:
         hooks.note(f"continuing the interrupted run {stopped.id}")
         try:
             return resume(garden, dataset=round_.dataset, console=hooks.console)
@@ -248,18 +244,17 @@ def evaluate_round(
     garden: Garden, args: GrowArgs, round_: GrowRound, hooks: Hooks
 ) -> tuple[Comparison, Decision, Path]:
     """The new run against the current one on the same validation records and probes."""
-    from bonsai.evaluate.args import BASE as EVAL_BASE
     from bonsai.evaluate.args import EvalArgs
     from bonsai.evaluate.runner import evaluate
 
     assert round_.new_run is not None
-    before_key = CURRENT_KEY if round_.current_run != BASE else EVAL_BASE
+    before_key = CURRENT_KEY if round_.current_run != BASE else BASE
     keys = {round_.new_run: NEW_KEY}
     if round_.current_run != BASE:
         keys[round_.current_run] = CURRENT_KEY
     eval_args = EvalArgs(
         run=round_.new_run,
-        against=[round_.current_run if round_.current_run != BASE else EVAL_BASE],
+        against=[round_.current_run if round_.current_run != BASE else BASE],
         builtin_probes=args.eval_max_probes != 0,
         max_items=args.eval_max_items,
         max_probes=args.eval_max_probes,
@@ -283,7 +278,7 @@ def evaluate_round(
 
 def promote_round(garden: Garden, round_: GrowRound, decision: Decision, hooks: Hooks) -> None:
     """Promote the new run if the rule says so; otherwise keep the current one in place."""
-    from bonsai.train import runs
+    from bonsai import runs
 
     if decision.promote:
         assert round_.new_run is not None
@@ -320,7 +315,7 @@ def _finish_round(garden: Garden, args: GrowArgs, result: GrowResult, hooks: Hoo
         )
         return result
     if not round_.reached("trained"):
-        from bonsai.train import runs
+        from bonsai import runs
 
         current = None if round_.current_run == BASE else runs.load_run(garden, round_.current_run)
         pinned = pin_validation_split(garden, round_.dataset, current)

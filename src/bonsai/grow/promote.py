@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bonsai.evaluate.results import Delta, deltas_against, metric_cell
 from bonsai.grow.args import PromotionRule
 from bonsai.records import CATEGORIES, UNIQUE_CATEGORIES
 
@@ -100,27 +101,27 @@ def comparison_from_results(results: dict[str, Any], after: str, before: str) ->
     loss_after = losses.get(after) or {}
     loss_before = losses.get(before) or {}
     summary = results.get("summary") or {}
-    deltas = (results.get("deltas") or {}).get(before) or {}
+    deltas = deltas_against(results, before)
     categories: list[CategoryScore] = []
     present = set(summary.get(after) or {}) | set(loss_after.get("by_category") or {})
     for category in [c for c in CATEGORIES if c in present]:
         metric = HEADLINE[category][0]
 
         def mean(key: str, category: str = category, metric: str = metric) -> float | None:
-            metrics = ((summary.get(key) or {}).get(category) or {}).get("metrics") or {}
-            return _num((metrics.get(metric) or {}).get("mean"))
+            cell = metric_cell(results, key, category, metric)
+            return cell.mean if cell else None
 
-        delta = (deltas.get(category) or {}).get(metric) or {}
+        delta = deltas.get(category, {}).get(metric) or Delta(None)
         categories.append(
             CategoryScore(
                 category=category,
                 metric=metric,
                 before=mean(before),
                 after=mean(after),
-                delta=_num(delta.get("delta")),
-                low=_num(delta.get("low")),
-                high=_num(delta.get("high")),
-                n=int(delta.get("n") or 0),
+                delta=delta.delta,
+                low=delta.low,
+                high=delta.high,
+                n=delta.n,
                 val_loss_before=_num((loss_before.get("by_category") or {}).get(category)),
                 val_loss_after=_num((loss_after.get("by_category") or {}).get(category)),
             )

@@ -64,7 +64,7 @@ def stock_fits(base_model: str, stock_dir: Path | None = None) -> bool:
 def install_stock(garden: Garden, stock_dir: Path | None = None) -> str:
     """Put the stock into the garden as a finished run (once) and return its run id."""
     stock_dir = stock_dir or STOCK_DIR
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.util.atomic import atomic_dir
 
     manifest = stock_manifest(stock_dir)

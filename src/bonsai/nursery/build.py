@@ -134,7 +134,7 @@ def with_notes(
     notes: dict[str, str] = {}
 
     def distractors(n: int, avoid: str) -> list[tuple[str, str]]:
-        chosen = []
+        chosen: list[tuple[str, str]] = []
         while pool and len(chosen) < n:
             text = rng.choice(pool)
             if text != avoid:
@@ -266,9 +266,9 @@ def write_records(garden: Garden, result: Deal) -> Path:
 
 
 def _shard_run(garden: Garden, shard: int) -> Any:
-    from bonsai.train import runs
+    from bonsai import runs
 
-    found = [r for r in runs.list_runs(garden, dataset=DATASET) if r.manifest.get("shard") == shard]
+    found = [r for r in runs.list_runs(garden, dataset=DATASET) if r.manifest.shard == shard]
     return found[-1] if found else None
 
 
@@ -328,8 +328,8 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
 def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Path:
     """Copy the run's adapter, manifest, metrics and curves into the stock folder, with the
     lineage (every shard's held-out loss) and the data licence."""
+    from bonsai import runs
     from bonsai.nursery import NOTICE, STOCK_DIR
-    from bonsai.train import runs
     from bonsai.util.atomic import atomic_dir
 
     run = runs.load_run(garden, run_id)
@@ -339,11 +339,11 @@ def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Pa
         lineage.append(
             {
                 "run": current.id,
-                "shard": SHARD_NAMES[current.manifest.get("shard") or 0],
-                "summary": current.manifest.get("summary", {}),
+                "shard": SHARD_NAMES[current.manifest.shard or 0],
+                "summary": current.manifest.summary,
             }
         )
-        parent = current.manifest.get("parent")
+        parent = current.manifest.parent
         current = runs.load_run(garden, parent) if parent else None
     lineage.reverse()
     target = (config.out_dir or STOCK_DIR).resolve()
@@ -352,7 +352,7 @@ def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Pa
         for name in (runs.METRICS, "loss.png", "loss_by_category.png"):
             if (run.dir / name).is_file():
                 shutil.copy2(run.dir / name, tmp / name)
-        manifest = dict(run.manifest)
+        manifest = run.manifest.to_dict()
         manifest.pop("pid", None)
         manifest.pop("host", None)
         manifest["parent"] = None

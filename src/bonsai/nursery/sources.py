@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bonsai.errors import BonsaiError
 from bonsai.records import Record, normalise_category
@@ -144,6 +145,6 @@ def project_records(name: str) -> list[Source]:
     """Records written for the project (``data/NAME.jsonl``)."""
     sources = []
     for _, row in _jsonl(PROJECT_DATA / f"{name}.jsonl"):
-        fields = {k: row.get(k) for k in Record.__dataclass_fields__ if k in row}
+        fields: dict[str, Any] = {k: row.get(k) for k in Record.__dataclass_fields__ if k in row}
         sources.append(Source(Record(**fields)))
     return sources

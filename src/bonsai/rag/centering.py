@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +162,8 @@ def build(shared_data: Path, per_language: int = 600) -> Path:
             arrays[f"passage_{lang}"] = encoder.encode_passages(passages).mean(axis=0)
             print(f"{model} {lang}: {len(texts)} sentences, {len(passages)} passages")
         written = _data_file(model, ".means.npz")
-        np.savez(written, **{k: v.astype(np.float32) for k, v in arrays.items()})
+        means: dict[str, Any] = {k: v.astype(np.float32) for k, v in arrays.items()}
+        np.savez(written, **means)
         manifest = {
             "model": model,
             "what": "mean query and passage vectors per language, for language centring",
@@ -202,10 +204,11 @@ def _code_version() -> str:
 
 def main() -> None:
     import argparse
-    import os
+
+    from bonsai.env import SHARED_DATA
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default = Path(os.environ.get("BONSAI_SHARED_DATA", "../shared/data"))
+    default = Path(SHARED_DATA.get("../shared/data"))
     parser.add_argument("--shared-data", type=Path, default=default)
     parser.add_argument("--per-language", type=int, default=600)
     args = parser.parse_args()

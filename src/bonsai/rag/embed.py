@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from bonsai.env import EMBED_MODEL, EMBED_THREADS
 from bonsai.errors import BonsaiError
 from bonsai.rag.text import CJK_RUN, normalise
 
@@ -146,7 +147,7 @@ class E5SmallEncoder:
         # p95 than one thread did (measured on 2 busy cores). The engine's OpenMP runtime reads
         # OMP_NUM_THREADS once, when it is loaded, so it is set for that moment only: left in the
         # environment it would also bind torch, loaded later for the student.
-        threads = os.environ.get("BONSAI_EMBED_THREADS", "1")
+        threads = EMBED_THREADS.get("1")
         saved = os.environ.get("OMP_NUM_THREADS")
         os.environ["OMP_NUM_THREADS"] = threads
         try:
@@ -202,7 +203,7 @@ def canonical_name(name: str) -> str:
 
 def default_model_name() -> str:
     """``BONSAI_EMBED_MODEL`` if set, else the first installed of :data:`PREFERENCE`."""
-    chosen = os.environ.get("BONSAI_EMBED_MODEL")
+    chosen = EMBED_MODEL.get()
     if chosen:
         return canonical_name(chosen)
     return canonical_name(next(name for name in PREFERENCE if is_available(name)))

@@ -81,7 +81,8 @@ def write_document(
             " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             (source, kind, title, content_hash, now, now),
         )
-        doc_id = int(cur.lastrowid)
+        assert cur.lastrowid is not None  # set by the INSERT just run
+        doc_id = cur.lastrowid
     conn.executemany(
         "INSERT INTO knowledge_chunks (document_id, ordinal, anchor, heading, text, content_hash)"
         " VALUES (?, ?, ?, ?, ?, ?)",

@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -193,7 +193,7 @@ def format_context(hits: Sequence[Hit], *, max_chars: int | None = None) -> str:
 
 
 def fuse(
-    rankings: dict[str, Sequence[int]],
+    rankings: Mapping[str, Sequence[int]],
     *,
     rrf_k: int = RRF_K,
     abstains: Callable[[str, int], bool] | None = None,

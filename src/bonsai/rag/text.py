@@ -10,19 +10,10 @@ index could not find.
 from __future__ import annotations
 
 import re
-import unicodedata
 
-_CJK_RANGES = (
-    "\u3005\u3006\u3007"  # 々 〆 〇
-    "\u3040-\u309f"  # hiragana
-    "\u30a0-\u30ff"  # katakana (with ー)
-    "\u31f0-\u31ff"  # katakana phonetic extensions
-    "\u3400-\u4dbf"  # CJK extension A
-    "\u4e00-\u9fff"  # CJK unified ideographs
-    "\uf900-\ufaff"  # CJK compatibility ideographs
-    "\uac00-\ud7af"  # hangul syllables
-    "\U00020000-\U0002ffff"  # CJK extensions B-F
-)
+from bonsai.util.chars import SEARCH_CJK, fold_for_search
+
+_CJK_RANGES = SEARCH_CJK
 CJK_RUN = re.compile(f"[{_CJK_RANGES}]+")
 _HIRAGANA_ONLY = re.compile("^[\u3040-\u309f]+$")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -43,9 +34,9 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 costs time on a large index and adds nothing to the ranking."""
 
 
-def normalise(text: str) -> str:
-    """NFKC (full-width ASCII becomes ASCII, half-width katakana becomes full-width), lower case."""
-    return unicodedata.normalize("NFKC", text).lower()
+normalise = fold_for_search
+"""NFKC (full-width ASCII becomes ASCII, half-width katakana becomes full-width), lower case
+(:func:`bonsai.util.chars.fold_for_search`)."""
 
 
 def units(text: str) -> int:

@@ -89,7 +89,7 @@ def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
     )
 
     class Server(uvicorn.Server):
-        async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             # Announce only once the port is bound (and say which, when --port 0 chose it).
             if self.started and announce and self.servers and self.servers[0].sockets:

@@ -8,6 +8,12 @@ from dataclasses import dataclass
 
 from bonsai.errors import BonsaiError
 
+MB = 1024 * 1024
+"""Bytes in a megabyte, as the size limits count them (MiB)."""
+MAX_UPLOAD_MB = 64
+"""Largest file ``bonsai ui`` imports by upload, in MB (a 16k-record Excel workbook is about
+5 MB). The web interface runs on this server, so its limit sits beside the server's."""
+
 
 @dataclass
 class ServeArgs:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -25,6 +25,8 @@ from bonsai.serve.args import ServeArgs
 from bonsai.serve.protocol import ApiError, now
 from bonsai.serve.turnlog import TurnLogWriter
 from bonsai.serve.worker import Busy, ModelWorker
+
+T = TypeVar("T")
 
 MODEL_ALIAS = "bonsai"
 """Accepted as a model name too: whatever this server serves."""
@@ -54,7 +56,7 @@ class ServerState:
     def __post_init__(self) -> None:
         self.worker = ModelWorker(self.args.queue_size)
 
-    def submit(self, job: Callable[[], Any]) -> Any:
+    def submit(self, job: Callable[[], T]) -> Future[T]:
         """Queue ``job`` for the model thread; a full queue is a 429 with Retry-After."""
         try:
             return self.worker.submit(job)

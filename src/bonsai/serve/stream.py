@@ -57,7 +57,12 @@ def stream_turn(
 
     future = state.submit(job)  # refused here, before any byte of the stream is sent
     state.log_if_dropped(future, unanswered)
-    future.add_done_callback(lambda f: f.cancelled() and post("dropped", None))
+
+    def dropped(done: Any) -> None:
+        if done.cancelled():
+            post("dropped", None)
+
+    future.add_done_callback(dropped)
     body = _events(events, turn_id, state.model_id, include_usage, gone)
     return StreamingResponse(
         body,

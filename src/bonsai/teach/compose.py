@@ -242,12 +242,12 @@ def _en(category: str | None, f: Features) -> list[str]:
             f"Creator should keep it to about {length} and end it deliberately.",
         ]
     if category == "question_to_question":
-        count = max(2, f.questions)
+        questions = max(2, f.questions)
         return [
             f"Creator should find what the question{about} leaves unclear or takes for granted.",
             "Creator should turn each gap into a sharper question that leads toward an answer"
             " the person can act on.",
-            f"Creator should ask about {count} questions, the most clarifying first.",
+            f"Creator should ask about {questions} questions, the most clarifying first.",
         ]
     return [
         f"You should pin down what the instruction asks{about}.",

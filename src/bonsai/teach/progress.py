@@ -9,6 +9,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -42,7 +43,7 @@ class RichProgress:
             refresh_per_second=4,
             transient=False,
         )
-        self._task = None
+        self._task: TaskID | None = None
 
     def start(self, total: int, *, completed: int) -> None:
         self._bar.start()

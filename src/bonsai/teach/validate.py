@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 from bonsai.records import REASONING_MAX_LINES, REASONING_MAX_WORDS, Record, category_group
 from bonsai.teach.templates import language_name, reasoning_language, sentence_form
+from bonsai.util.chars import CJK
 
 if TYPE_CHECKING:
     from bonsai.curate.language import LanguageDetector
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK = CJK
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 _CJK_PUNCT = re.compile("[\u3000-\u303f\uff00-\uffef]")
 _WORDLIKE = re.compile(r"[^\W_]\S*")

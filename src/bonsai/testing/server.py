@@ -1,4 +1,6 @@
-"""A scripted OpenAI-compatible chat server on 127.0.0.1, for tests and benchmarks.
+"""Test support: a scripted OpenAI-compatible chat server on 127.0.0.1, for tests and benchmarks.
+
+No stage of BONSAI uses it; a real teacher is never this server.
 
 It speaks real HTTP/1.1 (keep-alive) on a free port, one thread per connection, so a client under
 test talks to it exactly as it would to vLLM, Ollama or a hosted API. Each reply can be scripted:

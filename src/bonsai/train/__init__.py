@@ -9,7 +9,8 @@ Stages of a run, one module each:
   step; ``bonsai train --dry-run`` prints what this produced and stops.
 * ``loop`` — load, collate, forward, loss (only at target positions, the LM head in chunks, see
   ``loss``), step, evaluate (``evaluate``), save (``checkpoint``): written out plainly.
-* ``runs`` / ``plots`` / ``report`` — the run folder, its manifest, metrics and pictures.
+* ``plots`` / ``report`` — a run's pictures and printed summary (the run folder, its manifest
+  and metrics are :mod:`bonsai.runs`, which generate, evaluate and grow read too).
 * ``merge`` — fold a run's adapter into the base model.
 
 Several GPUs (or machines) run the same loop through ``accelerate``::

@@ -11,13 +11,25 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from bonsai.errors import BonsaiError
 from bonsai.layouts import LAYOUTS
 
 OVERLONG_POLICIES: tuple[str, ...] = ("truncate", "skip")
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+
+
+MAX_LENGTH_CAP = 1024
+"""The longest ``max_length`` derived from the data (a longer one must be given)."""
+LENGTH_STEP = 64
+"""A derived ``max_length`` is rounded up to a multiple of this."""
+MICRO_TOKENS = 2048
+"""Tokens per forward pass when not derived otherwise (at least ``max_length``)."""
+STEPS_PER_EPOCH = 20
+"""The optimizer steps an epoch aims at when ``batch_tokens`` is derived."""
+MAX_BATCH_TOKENS = 8192
+"""The most tokens a derived optimizer step holds (a step stays a few seconds on a small CPU)."""
 
 
 @dataclass
@@ -47,7 +59,8 @@ class TrainArgs:
     micro_tokens: int | None = None
     """Tokens per forward pass; a step accumulates gradients over several (None: derived)."""
     max_length: int | None = None
-    """Longest example in tokens (None: the longest one in the data, at most 1024)."""
+    """Longest example in tokens (None: the longest one in the data, at most
+    ``MAX_LENGTH_CAP``, 1024)."""
     overlong: str = "truncate"
     """What to do with an example longer than ``max_length``: 'truncate' its target or 'skip' it."""
     eval_every: int | None = None
@@ -187,6 +200,44 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class CpuSample(NamedTuple):
+    """One reading of the machine's CPU time (/proc/stat, in clock ticks) and this process's."""
+
+    total: float
+    """All CPU time of the machine: the first eight fields of the ``cpu`` line."""
+    idle: float
+    """Idle and iowait time of the machine."""
+    own: float
+    """This process's user and system time, in seconds (``os.times()``)."""
+
+
+def read_cpu_sample(stat_line: str | None = None) -> CpuSample | None:
+    """The machine's CPU time now, from the ``cpu`` line of /proc/stat (or ``stat_line``, for a
+    test); None where it cannot be read."""
+    try:
+        if stat_line is None:
+            with open("/proc/stat", encoding="ascii") as stat:
+                stat_line = stat.readline()
+        fields = [float(v) for v in stat_line.split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 4:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return CpuSample(sum(fields[:8]), idle, sum(os.times()[:2]))
+
+
+def busy_between(first: CpuSample, second: CpuSample, cpus: int, ticks: float) -> float | None:
+    """Cores that other processes kept busy between two samples: the machine's busy share of
+    ``cpus`` less this process's own; None when no time passed."""
+    total, idle = second.total - first.total, second.idle - first.idle
+    if total <= 0:
+        return None
+    busy = (total - idle) / total * cpus
+    own = (second.own - first.own) * ticks / total * cpus
+    return max(0.0, busy - own)
+
+
 def busy_cores(seconds: float = 0.3) -> float | None:
     """Cores that other processes keep busy right now: /proc/stat sampled over ``seconds``, less
     this process's own share. None where /proc/stat is missing (macOS, Windows).
@@ -194,32 +245,15 @@ def busy_cores(seconds: float = 0.3) -> float | None:
     Measured now rather than read off the load average, which still counts, for a minute, a job
     that has just finished (a second training started right after a first would get one thread).
     """
-
-    def sample() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as stat:
-                fields = [float(v) for v in stat.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-        own = sum(os.times()[:2])
-        return sum(fields[:8]), idle, own
-
-    first = sample()
+    first = read_cpu_sample()
     if first is None:
         return None
     time.sleep(seconds)
-    second = sample()
+    second = read_cpu_sample()
     if second is None:
         return None
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total, idle = second[0] - first[0], second[1] - first[1]
-    if total <= 0:
-        return None
-    cpus = os.cpu_count() or 1
-    busy = (total - idle) / total * cpus
-    own = (second[2] - first[2]) * ticks / total * cpus
-    return max(0.0, busy - own)
+    return busy_between(first, second, os.cpu_count() or 1, ticks)
 
 
 def available_threads() -> tuple[int, str]:
@@ -241,11 +275,11 @@ def available_threads() -> tuple[int, str]:
 
 def derive_max_length(args: TrainArgs, longest: int, model_max: int | None) -> tuple[int, str]:
     """``max_length`` and a note of where it came from."""
-    cap = min(1024, model_max or 1024)
+    cap = min(MAX_LENGTH_CAP, model_max or MAX_LENGTH_CAP)
     if args.max_length is not None:
         return args.max_length, "given"
-    value = min(cap, max(64, math.ceil(longest / 64) * 64))
-    return value, f"longest example {longest} tokens, rounded up to 64, at most {cap}"
+    value = min(cap, max(LENGTH_STEP, math.ceil(longest / LENGTH_STEP) * LENGTH_STEP))
+    return value, f"longest example {longest} tokens, rounded up to {LENGTH_STEP}, at most {cap}"
 
 
 def derive(args: TrainArgs, stats: DataStats) -> tuple[TrainArgs, list[str]]:
@@ -262,13 +296,16 @@ def derive(args: TrainArgs, stats: DataStats) -> tuple[TrainArgs, list[str]]:
     if batch_tokens is None:
         # About 20 optimizer steps per epoch: small personal datasets still get a real curve,
         # and big ones are capped so a step stays a few seconds long on a small CPU.
-        target = stats.train_tokens // 20
-        batch_tokens = max(2 * (args.max_length or stats.longest), min(8192, target))
+        target = stats.train_tokens // STEPS_PER_EPOCH
+        batch_tokens = max(2 * (args.max_length or stats.longest), min(MAX_BATCH_TOKENS, target))
         batch_tokens = int(math.ceil(batch_tokens / 256) * 256)
-        notes.append(f"batch_tokens {batch_tokens:,} (about 20 steps per epoch, at most 8,192)")
+        notes.append(
+            f"batch_tokens {batch_tokens:,} (about {STEPS_PER_EPOCH} steps per epoch,"
+            f" at most {MAX_BATCH_TOKENS:,})"
+        )
     micro_tokens = args.micro_tokens
     if micro_tokens is None:
-        micro_tokens = min(batch_tokens, max(2048, args.max_length or 0))
+        micro_tokens = min(batch_tokens, max(MICRO_TOKENS, args.max_length or 0))
         notes.append(f"micro_tokens {micro_tokens:,} (tokens per forward pass)")
     if micro_tokens > batch_tokens:
         raise BonsaiError(

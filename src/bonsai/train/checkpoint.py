@@ -55,10 +55,10 @@ def _rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+        "numpy": [kind, np.asarray(keys).tolist(), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

@@ -332,8 +332,8 @@ def render_masked(example: Example, tokenizer: PreTrainedTokenizerBase) -> list[
     """The example as (trained, line) pairs: special tokens shown, every line marked as masked
     (prompt, no loss) or trained (target, loss). A line is split where the mask changes."""
     parts = [
-        (False, tokenizer.decode(example.input_ids[: example.n_prompt])),
-        (True, tokenizer.decode(example.input_ids[example.n_prompt :])),
+        (False, str(tokenizer.decode(example.input_ids[: example.n_prompt]))),
+        (True, str(tokenizer.decode(example.input_ids[example.n_prompt :]))),
     ]
     lines: list[tuple[bool, str]] = []
     for trained, text in parts:

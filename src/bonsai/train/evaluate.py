@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bonsai.train.args import MICRO_TOKENS
 from bonsai.train.data import CATEGORY_NAMES, Example, collate, pack
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def validation_loss(
     model: Any,
     examples: Sequence[Example],
     *,
-    micro_tokens: int = 2048,
+    micro_tokens: int = MICRO_TOKENS,
     device: Any = None,
     rank: int = 0,
     world: int = 1,

@@ -20,10 +20,10 @@ from typing import Any
 
 from rich.console import Console
 
+from bonsai import runs
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
-from bonsai.train import runs
-from bonsai.train.args import TrainArgs
+from bonsai.train.args import MICRO_TOKENS, TrainArgs
 from bonsai.train.checkpoint import (
     Checkpoint,
     TrainState,
@@ -135,10 +135,10 @@ def resume(
         where = f" of dataset '{dataset}'" if dataset else ""
         log.info(f"No unfinished run{where} to resume: nothing to do.")
         return None
-    args = TrainArgs.from_dict(run.manifest["args"])
-    val_ids = run.manifest["data"].get("val_ids")
+    args = TrainArgs.from_dict(run.manifest.args)
+    val_ids = run.manifest.data.get("val_ids")
     prep = prepare(garden, args, val_ids=val_ids, world=PartialState().num_processes)
-    if prep.data_hash != run.manifest["data"]["hash"]:
+    if prep.data_hash != run.manifest.data["hash"]:
         raise BonsaiError(
             f"the data of run {run.id} changed since it started (records edited, re-split or "
             "another tokenizer), so it cannot continue on the same curve",
@@ -162,7 +162,7 @@ def _shared_run(garden: Garden, prep: Prepared) -> runs.Run:
     from accelerate.utils import broadcast_object_list
 
     state = PartialState()
-    run_id = [None]
+    run_id: list[str | None] = [None]
     if state.is_main_process:
         run_id = [runs.create_run(garden, run_manifest(prep)).id]
     if state.num_processes > 1:
@@ -418,7 +418,7 @@ def _evaluate(
     sums = validation_loss(
         model,
         prep.val,
-        micro_tokens=prep.args.micro_tokens or 2048,
+        micro_tokens=prep.args.micro_tokens or MICRO_TOKENS,
         device=accelerator.device,
         rank=accelerator.process_index,
         world=accelerator.num_processes,
@@ -485,7 +485,7 @@ def _save(
 
 
 def _update_summary(garden: Garden, run: runs.Run, state: TrainState) -> None:
-    run.manifest["summary"] = {
+    run.manifest.summary = {
         "steps": state.step,
         "tokens": state.tokens,
         "seconds": round(state.seconds, 2),
@@ -510,7 +510,7 @@ def _plot(run: runs.Run, *, every: float = 0.0) -> None:
         return
     _last_plot[run.id] = now
     entries = runs.read_metrics(run)
-    title = f"{run.id} ({run.manifest.get('layout')})"
+    title = f"{run.id} ({run.manifest.layout})"
     plot_run([e for e in entries if not _nan(e.get("loss"))], run.dir, title=title)
 
 

@@ -70,7 +70,7 @@ def _linear_cross_entropy_class() -> Any:
         """Per-token cross-entropy of ``hidden @ weight.T`` against ``targets``, chunked."""
 
         @staticmethod
-        def forward(ctx: Any, hidden, weight, targets, softcap):  # type: ignore[no-untyped-def]
+        def forward(ctx: Any, hidden, weight, targets, softcap):
             n = hidden.shape[0]
             losses = torch.empty(n, dtype=torch.float32, device=hidden.device)
             grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
@@ -102,7 +102,7 @@ def _linear_cross_entropy_class() -> Any:
             return losses
 
         @staticmethod
-        def backward(ctx: Any, grad_losses):  # type: ignore[no-untyped-def]
+        def backward(ctx: Any, grad_losses):
             (grad,) = ctx.saved_tensors
             return grad * grad_losses[:, None].to(grad.dtype), None, None, None
 

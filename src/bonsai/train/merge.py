@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
-from bonsai.train.runs import load_run
+from bonsai.runs import load_run
 from bonsai.util.atomic import atomic_dir, atomic_write_json
 
 if TYPE_CHECKING:
-    from bonsai.generate.gguf_export import GgufExport
+    from bonsai.student.gguf_export import GgufExport
 
 
 def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -> Path:
@@ -41,7 +41,7 @@ def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BonsaiError("the output folder exists and is not empty", file=out, hint="--overwrite")
-    base_name = run.manifest["base_model"]["name"]
+    base_name = run.manifest.base_model_name
     source = resolve_base_model(base_name)
     transformers.logging.set_verbosity_error()
     base = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
@@ -60,7 +60,7 @@ def merge_run(garden: Garden, ref: str, out: Path, *, overwrite: bool = False) -
                 "run": run.id,
                 "parent": run.parent,
                 "dataset": run.dataset,
-                "layout": run.manifest.get("layout"),
+                "layout": run.manifest.layout,
                 "base_model": base_name,
                 "adapter": str(adapter),
                 "dtype": str(stored).removeprefix("torch."),
@@ -80,14 +80,14 @@ def merge_run_gguf(
 ) -> GgufExport:
     """Write run ``ref`` as one GGUF for llama.cpp (default ``<run>/model.gguf``, where
     ``bonsai chat --engine llama`` finds it). Only for runs on the embedded student, whose own
-    GGUF is the base; see :mod:`bonsai.generate.gguf_export`."""
-    from bonsai.generate.gguf_export import GGUF_NAME, export_gguf, merged_type_name
-    from bonsai.generate.llama_engine import embedded_gguf
+    GGUF is the base; see :mod:`bonsai.student.gguf_export`."""
+    from bonsai.student.embedded import embedded_gguf
+    from bonsai.student.gguf_export import GGUF_NAME, export_gguf, merged_type_name
     from bonsai.student.loading import EMBEDDED_ALIASES
 
     merged_type = merged_type_name(merged_type)
     run = load_run(garden, ref)
-    base_name = run.manifest["base_model"]["name"]
+    base_name = run.manifest.base_model_name
     if base_name not in EMBEDDED_ALIASES:
         raise BonsaiError(
             f"run {run.id} is on '{base_name}', which BONSAI has no GGUF of",

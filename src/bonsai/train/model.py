@@ -179,7 +179,7 @@ def add_lora(
         )
         config = LoraConfig(
             r=rank,
-            lora_alpha=alpha,
+            lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; it divides by r
             lora_dropout=dropout,
             target_modules=target_modules,
             task_type="CAUSAL_LM",

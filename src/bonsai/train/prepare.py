@@ -13,6 +13,7 @@ from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.layouts import BASE, DEFAULT_REASONING_LAYOUT
 from bonsai.records import Record
+from bonsai.runs import Run, load_run
 from bonsai.store import RecordStore
 from bonsai.train.args import DataStats, TrainArgs, derive, derive_max_length, derive_schedule
 from bonsai.train.data import (
@@ -30,7 +31,6 @@ from bonsai.train.data import (
 )
 from bonsai.train.model import check_base_model
 from bonsai.train.notes import training_notes
-from bonsai.train.runs import Run, load_run
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -139,7 +139,7 @@ def _choose_layout(args: TrainArgs, parent: Run | None, records: list[Record]) -
     if args.layout is not None:
         return args.layout, "given"
     if parent is not None:
-        return str(parent.manifest["layout"]), f"inherited from run {parent.id}"
+        return parent.manifest.layout, f"inherited from run {parent.id}"
     with_reasoning = sum(1 for r in records if (r.reasoning or "").strip())
     share = with_reasoning / max(1, len(records))
     if share >= 0.5:
@@ -149,7 +149,7 @@ def _choose_layout(args: TrainArgs, parent: Run | None, records: list[Record]) -
 
 def _inherit_lora(args: TrainArgs, parent: Run) -> tuple[TrainArgs, list[str]]:
     """A child continues its parent's adapter, so the adapter's shape is the parent's."""
-    given = parent.manifest["args"]
+    given = parent.manifest.args
     notes = []
     for name in ("lora_rank", "lora_alpha", "lora_targets"):
         mine, theirs = getattr(args, name), given[name]
@@ -215,7 +215,7 @@ def prepare(
     warnings: list[str] = []
     args, started = _starting_point(garden, args)
     notes += started
-    parent = load_run(garden, args.from_run) if args.from_run != BASE else None
+    parent = load_run(garden, args.from_run) if args.from_run not in (None, BASE) else None
     if parent is not None:
         parent.final_adapter()  # fail now, not after the data is ready, if it has none
         args, inherited = _inherit_lora(args, parent)
@@ -224,14 +224,14 @@ def prepare(
     base_model = args.base_model
     if base_model is None:
         if parent is not None:
-            base_model = parent.manifest["base_model"]["name"]
+            base_model = parent.manifest.base_model_name
             notes.append(f"base model {base_model} (inherited from run {parent.id})")
         else:
             base_model = garden.config.student.base_model
             notes.append(f"base model {base_model} (from bonsai.toml)")
-    elif parent is not None and base_model != parent.manifest["base_model"]["name"]:
+    elif parent is not None and base_model != parent.manifest.base_model_name:
         raise BonsaiError(
-            f"--from {parent.id}: its adapter belongs to {parent.manifest['base_model']['name']}",
+            f"--from {parent.id}: its adapter belongs to {parent.manifest.base_model_name}",
             field="base_model",
         )
 

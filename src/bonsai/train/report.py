@@ -23,12 +23,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from bonsai.runs import Run, RunManifest
 from bonsai.train.data import render_masked
 
 if TYPE_CHECKING:
     from bonsai.train.checkpoint import TrainState
     from bonsai.train.prepare import Prepared
-    from bonsai.train.runs import Run
 
 
 class RunLog:
@@ -194,25 +194,25 @@ def code_versions() -> dict[str, Any]:
     return versions
 
 
-def run_manifest(prep: Prepared) -> dict[str, Any]:
+def run_manifest(prep: Prepared) -> RunManifest:
     from bonsai.student import resolve_base_model
 
     parent = prep.parent
-    return {
-        "dataset": prep.args.dataset,
-        "shard": prep.args.shard,
-        "layout": prep.layout,
-        "base_model": {"name": prep.base_model, "resolved": resolve_base_model(prep.base_model)},
-        "parent": parent.id if parent else None,
-        "parent_adapter": str(parent.final_adapter()) if parent else None,
-        "args": prep.args.to_dict(),
-        "derived": prep.notes,
-        "warnings": prep.warnings,
-        "data": prep.data_manifest(),
-        "total_steps": prep.total_steps,
-        "code": code_versions(),
-        "summary": {},
-    }
+    return RunManifest(
+        dataset=prep.args.dataset,
+        shard=prep.args.shard,
+        layout=prep.layout,
+        base_model={"name": prep.base_model, "resolved": resolve_base_model(prep.base_model)},
+        parent=parent.id if parent else None,
+        parent_adapter=str(parent.final_adapter()) if parent else None,
+        args=prep.args.to_dict(),
+        derived=prep.notes,
+        warnings=prep.warnings,
+        data=prep.data_manifest(),
+        total_steps=prep.total_steps,
+        code=code_versions(),
+        summary={},
+    )
 
 
 # -- finished runs --------------------------------------------------------------------------------
@@ -239,9 +239,10 @@ def runs_table(all_runs: Sequence[Run], promoted: str | None = None) -> Table:
     table.add_column("loss", justify="right", no_wrap=True)
     table.add_column("parent", no_wrap=True, overflow="ellipsis")
     for run in all_runs:
-        summary = run.manifest.get("summary") or {}
-        steps = f"{summary.get('steps', 0)}/{run.manifest.get('total_steps', '?')}"
-        shard = run.manifest.get("shard")
+        summary = run.manifest.summary
+        total = run.manifest.total_steps
+        steps = f"{summary.get('steps', 0)}/{'?' if total is None else total}"
+        shard = run.manifest.shard
         mark = PROMOTED_MARK if run.id == promoted else " "
         table.add_row(
             f"{mark} {shown(run.id)}" + (f" #{shard}" if shard is not None else ""),
@@ -286,15 +287,13 @@ def show_run(
 ) -> None:
     """A summary of one run: settings, data, losses, per category, warnings, files."""
     m = run.manifest
-    summary = m.get("summary") or {}
-    args = m.get("args", {})
-    data = m.get("data", {})
+    summary, args, data = m.summary, m.args, m.data
     mark = "  [bold]promoted[/] (chat and serve use it)" if promoted else ""
     console.print(f"[bold]{escape(run.id)}[/]  {run.status}{mark}  ({escape(str(run.dir))})")
-    shard = f" shard {m['shard']}" if m.get("shard") is not None else ""
+    shard = f" shard {m.shard}" if m.shard is not None else ""
     console.print(
-        f"  dataset {escape(run.dataset)}{shard}, layout {m.get('layout')}, base model "
-        f"{escape(str((m.get('base_model') or {}).get('name')))}"
+        f"  dataset {escape(run.dataset)}{shard}, layout {m.layout or None}, base model "
+        f"{escape(m.base_model_name or 'None')}"
     )
     if run.parent:
         console.print(f"  continues run {run.parent}")
@@ -309,7 +308,7 @@ def show_run(
         f"{args.get('batch_tokens')} tokens per step, max length {args.get('max_length')}"
     )
     console.print(
-        f"  progress: {summary.get('steps', 0)} of {m.get('total_steps')} steps, "
+        f"  progress: {summary.get('steps', 0)} of {m.total_steps} steps, "
         f"{summary.get('tokens', 0):,} tokens in {summary.get('seconds', 0)} s "
         f"({summary.get('tokens_per_s') or '-'} tokens/s)"
     )
@@ -337,7 +336,7 @@ def show_run(
             console.print(
                 f"  [yellow]warning[/] at step {entry['step']}: {escape(entry['message'])}"
             )
-    if m.get("error"):
-        console.print(f"  [red]stopped by an error:[/] {escape(str(m['error']))}")
+    if m.error:
+        console.print(f"  [red]stopped by an error:[/] {escape(m.error)}")
     files = [p.name for p in sorted(run.dir.iterdir()) if not p.name.startswith(".")]
     console.print(f"  files: {', '.join(files)}")

@@ -100,7 +100,7 @@ def get(conn: sqlite3.Connection, job_id: int) -> Job | None:
 
 def list_jobs(conn: sqlite3.Connection, *, kind: str | None = None, limit: int = 50) -> list[Job]:
     """The newest jobs first."""
-    sql, params = "SELECT * FROM jobs", []
+    sql, params = "SELECT * FROM jobs", list[Any]()
     if kind is not None:
         sql += " WHERE kind = ?"
         params.append(kind)

@@ -84,8 +84,8 @@ def _queue(garden: Any) -> list[dict[str, Any]]:
         becomes.setdefault(
             note.feedback_id, {"what": "note", "detail": note.source, "output": note.text}
         )
-    for item in plan.review:
-        becomes[item.feedback_id] = {"what": "review", "detail": item.why}
+    for review_item in plan.review:
+        becomes[review_item.feedback_id] = {"what": "review", "detail": review_item.why}
     for old, new in plan.superseded.items():
         becomes[old] = {"what": "superseded", "detail": f"replaced by the newer correction {new}"}
     for bad, record_id in plan.settled_bad.items():

@@ -120,16 +120,13 @@ def _read_new(path: Path, offset: int) -> tuple[str, int]:
 
 def _run_of(garden: Any, job: jobs.Job) -> str | None:
     """The training run a job's worker started (a grow's new run), found by its process."""
-    from bonsai.train.runs import list_runs
+    from bonsai.runs import list_runs
 
     if not job.worker_pid or not job.started_at:
         return None
     for run in reversed(list_runs(garden)):
         manifest = run.manifest
-        if (
-            manifest.get("pid") == job.worker_pid
-            and manifest.get("created_at", 0) >= job.started_at
-        ):
+        if manifest.pid == job.worker_pid and manifest.created_at >= job.started_at:
             return run.id
     return None
 

@@ -22,6 +22,7 @@ from bonsai.records import CATEGORIES, EDITABLE_FIELDS, Record, content_id
 from bonsai.store import Change, RecordStore
 from bonsai.web import views
 from bonsai.web.render import is_htmx, render
+from bonsai.web.state import MB
 
 router = APIRouter()
 
@@ -340,7 +341,7 @@ async def record_import(request: Request) -> Response:
     if length is None or not length.isdigit():
         return _message(request, "the upload has no length; send it from the page", "error")
     if int(length) > web.max_upload_bytes:
-        limit = web.max_upload_bytes // (1024 * 1024)
+        limit = web.max_upload_bytes // MB
         return _message(
             request,
             f"the file is larger than the upload limit ({limit} MB); "

@@ -50,7 +50,8 @@ def reports_page(request: Request, a: str = "", b: str = "") -> HTMLResponse:
     if left is None and evaluations:
         left = evaluations[0]
     if right is None and len(evaluations) > 1:
-        right = next((e for e in evaluations if e["run"] != left["run"]), evaluations[1])
+        first = evaluations[0] if left is None else left
+        right = next((e for e in evaluations if e["run"] != first["run"]), evaluations[1])
     compare = None
     if left:
         hl, hr = _headline(left), _headline(right) if right else {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -14,6 +14,10 @@ from bonsai.store import RecordStore
 from bonsai.web import jobs, views
 from bonsai.web.render import render
 from bonsai.web.routes_garden import error_page
+
+if TYPE_CHECKING:
+    from bonsai.garden import Garden
+    from bonsai.grow.feedback_to_records import FeedbackPlan
 
 router = APIRouter()
 
@@ -131,7 +135,7 @@ def runs_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str) -> HTMLResponse:
-    from bonsai.train.runs import load_run
+    from bonsai.runs import load_run
 
     web = request.app.state.web
     garden = web.garden()
@@ -154,7 +158,7 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
         "run.html",
         active="train",
         run=run,
-        manifest=json.dumps(run.manifest, ensure_ascii=False, indent=2, default=str),
+        manifest=json.dumps(run.manifest.to_dict(), ensure_ascii=False, indent=2, default=str),
         promoted=bool(promoted and promoted[0]),
         files=files,
         adapter=adapter,
@@ -165,7 +169,7 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
 
 @router.get("/runs/{run_id}/metrics")
 def run_metrics(request: Request, run_id: str) -> JSONResponse:
-    from bonsai.train.runs import load_run, read_metrics
+    from bonsai.runs import load_run, read_metrics
 
     try:
         run = load_run(request.app.state.web.garden(), run_id)
@@ -176,7 +180,7 @@ def run_metrics(request: Request, run_id: str) -> JSONResponse:
 
 @router.post("/runs/{run_id}/promote", response_class=HTMLResponse)
 def run_promote(request: Request, run_id: str) -> HTMLResponse:
-    from bonsai.train.runs import load_run, promote
+    from bonsai.runs import load_run, promote
 
     garden = request.app.state.web.garden()
     try:
@@ -208,7 +212,7 @@ async def eval_start(request: Request) -> Response:
 # -- grow -----------------------------------------------------------------------------------------
 
 
-def grow_plan(garden: Any) -> Any:
+def grow_plan(garden: Garden) -> FeedbackPlan:
     """What the pending feedback would become now (``bonsai grow --dry-run``), or the error."""
     from bonsai.grow.feedback_to_records import plan_feedback
 

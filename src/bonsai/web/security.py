@@ -49,11 +49,11 @@ def install(app: FastAPI, web: WebState) -> None:
                 # Keep the token in a cookie and take it out of the address bar (and history).
                 rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
                 target = path + (f"?{urlencode(rest)}" if rest else "")
-                response = RedirectResponse(target, status_code=303)
-                response.set_cookie(
+                redirect = RedirectResponse(target, status_code=303)
+                redirect.set_cookie(
                     COOKIE, web.token, httponly=True, samesite="strict", max_age=30 * 24 * 3600
                 )
-                return response
+                return redirect
             if not (
                 _same(request.cookies.get(COOKIE), web.token) or _same(_bearer(request), web.token)
             ):

@@ -69,7 +69,7 @@ def run_ui(
     )
 
     class Server(uvicorn.Server):
-        async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             if self.started and warm:
                 state.worker.submit(state.session.warm)  # in the model thread, in the background

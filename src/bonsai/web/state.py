@@ -10,8 +10,9 @@ from typing import Any
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
+from bonsai.serve.args import MAX_UPLOAD_MB, MB
 
-MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * MB
 """Largest file an import by upload accepts (a 16k-record Excel workbook is about 5 MB)."""
 
 

@@ -17,6 +17,11 @@ from bonsai.garden import Garden
 Task = Callable[[Garden, dict[str, Any], Any], dict[str, Any]]
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The settings a job was given: None means left out, so the stage's default holds."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _opt_int(params: dict[str, Any], name: str) -> int | None:
     value = params.get(name)
     if value in (None, ""):
@@ -118,16 +123,16 @@ TRAIN_KNOBS = ("layout", "from_run", "shard", "epochs", "max_steps", "lr", "lora
 
 
 def _run_of_this_process(garden: Garden) -> str | None:
-    from bonsai.train.runs import list_runs
+    from bonsai.runs import list_runs
 
     for run in reversed(list_runs(garden)):
-        if run.manifest.get("pid") == os.getpid() and run.status == "running":
+        if run.manifest.pid == os.getpid() and run.status == "running":
             return run.id
     return None
 
 
 def run_train(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str, Any]:
-    from bonsai.train import runs
+    from bonsai import runs
     from bonsai.train.args import TrainArgs
     from bonsai.train.loop import resume, train
 
@@ -137,7 +142,7 @@ def run_train(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str
         if not found["run"]:
             found["run"] = _run_of_this_process(garden)
         if found["run"] and not found.get("total"):
-            found["total"] = runs.load_run(garden, found["run"]).manifest.get("total_steps")
+            found["total"] = runs.load_run(garden, found["run"]).manifest.total_steps
         reporter.progress(done=state.step, run=found["run"], total=found.get("total"))
 
     if params.get("resume"):
@@ -145,7 +150,7 @@ def run_train(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str
         if unfinished is None:
             raise BonsaiError("no unfinished run to resume")
         found["run"] = unfinished.id
-        found["total"] = unfinished.manifest.get("total_steps")
+        found["total"] = unfinished.manifest.total_steps
         reporter.progress(run=unfinished.id, force=True)
         run = resume(garden, dataset=unfinished.dataset, console=reporter.console, on_step=on_step)
     else:
@@ -247,9 +252,12 @@ def run_eval(garden: Garden, params: dict[str, Any], reporter: Any) -> dict[str,
         against=against,
         max_items=_opt_int(params, "max_items"),
         max_probes=_opt_int(params, "max_probes"),
-        max_new_tokens=_opt_int(params, "max_new_tokens") or 96,
-        seed_probes=_opt_int(params, "seed_probes") if params.get("seed_probes") is not None else 5,
         builtin_probes=params.get("builtin_probes", True) is not False,
+        # Left out (or 0 for the answer length): the stage's defaults.
+        **_given(
+            max_new_tokens=_opt_int(params, "max_new_tokens") or None,
+            seed_probes=_opt_int(params, "seed_probes"),
+        ),
     )
     reporter.log(f"Evaluating run {run}")
     outcome = evaluate(garden, args, phases=_Phases(reporter))

@@ -235,22 +235,22 @@ def pending_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def run_rows(garden: Garden) -> list[dict[str, Any]]:
     """Every training run, newest first, with its summary and whether it is promoted."""
-    from bonsai.train.runs import list_runs
+    from bonsai.runs import list_runs
 
     promoted = {r[0] for r in garden.db.execute("SELECT id FROM training_runs WHERE promoted = 1")}
     out = []
     for run in reversed(list_runs(garden)):
-        summary = run.manifest.get("summary") or {}
+        summary = run.manifest.summary
         out.append(
             {
                 "id": run.id,
                 "dataset": run.dataset,
                 "status": run.status,
                 "parent": run.parent,
-                "layout": run.manifest.get("layout"),
-                "created": run.manifest.get("created_at"),
+                "layout": run.manifest.layout,
+                "created": run.manifest.created_at,
                 "steps": summary.get("steps"),
-                "total_steps": run.manifest.get("total_steps"),
+                "total_steps": run.manifest.total_steps,
                 "val_loss": summary.get("val_loss", summary.get("last_val")),
                 "promoted": run.id in promoted,
                 "live": run.is_live(),

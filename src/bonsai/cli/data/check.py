@@ -11,7 +11,16 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from bonsai.cli.common import DatasetOption, GardenOption, console, err_console, open_garden
+from bonsai.cli.common import (
+    DatasetOption,
+    GardenOption,
+    console,
+    default_of,
+    err_console,
+    given,
+    open_garden,
+)
+from bonsai.curate.check_args import CheckArgs
 
 if TYPE_CHECKING:
     from bonsai.curate.check import CheckReport, Finding
@@ -28,19 +37,22 @@ def check(
         bool, typer.Option("--json", help="Print the findings as JSON (a summary and a list).")
     ] = False,
     near_threshold: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--near-threshold",
             help="How alike two instructions (and two inputs) must be to count as near-same: "
             "Jaccard similarity of character 3-grams, 0-1; 1 means equal after folding.",
+            show_default=default_of(CheckArgs, "near_threshold"),
         ),
-    ] = 0.8,
+    ] = None,
     max_tokens: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--max-tokens", help="Flag records longer than this, in the student's tokens."
+            "--max-tokens",
+            help="Flag records longer than this, in the student's tokens.",
+            show_default=default_of(CheckArgs, "max_tokens"),
         ),
-    ] = 1024,
+    ] = None,
     no_tokens: Annotated[
         bool,
         typer.Option(
@@ -66,10 +78,10 @@ def check(
     Exit code: 0 when clean or only info, 1 when there are warnings, 2 when there are errors
     (empty instruction or output, an unknown category, a contradiction on the very same prompt).
     """
-    from bonsai.curate.check import CheckArgs, check_records
+    from bonsai.curate.check import check_records
     from bonsai.store import RecordStore
 
-    config = CheckArgs(near_threshold=near_threshold, max_tokens=max_tokens)
+    config = CheckArgs(**given(near_threshold=near_threshold, max_tokens=max_tokens))
     g = open_garden(garden)
     dataset = g.choose_dataset(dataset)
     records = RecordStore(g.db).records(dataset)

@@ -15,7 +15,7 @@ them atomically.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 IMPORT_FORMATS: tuple[str, ...] = (
     "alpaca",
@@ -58,6 +58,13 @@ JSON_SCHEMA_FORMATS = frozenset({"alpaca", "jsonl", "dolly", "sharegpt", "self-i
 """Formats stored as JSON (an array, or one object per line)."""
 
 
+class Where(TypedDict):
+    """Where a row came from, as :class:`~bonsai.errors.BonsaiError` takes it."""
+
+    line: int | None
+    row: int | None
+
+
 @dataclass
 class SourceRow:
     """One object or row of a source file, with where it came from (for error messages)."""
@@ -68,7 +75,7 @@ class SourceRow:
     row: int | None = None
     """Tables: the row as a spreadsheet shows it (header = row 1); Parquet/HF: the 1-based index."""
 
-    def where(self) -> dict[str, int | None]:
+    def where(self) -> Where:
         """Keyword arguments for :class:`~bonsai.errors.BonsaiError`."""
         return {"line": self.line, "row": self.row}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ class Incoming:
     it replaces the garden's only when the category itself changes."""
 
 
-def check_required(keys: set[str] | list[str], path: Path, *, schema: str, **where: Any) -> None:
+def check_required(keys: Iterable[str], path: Path, *, schema: str, **where: Any) -> None:
     missing = [name for name in REQUIRED if name not in keys]
     if not missing:
         return

@@ -1,5 +1,8 @@
 """Runs: one folder per training run, ``runs/<run-id>/`` in the garden, indexed in the database.
 
+The train stage writes runs; generate, evaluate, grow, the web interface and the nursery read
+and promote them. This module sits below all of them and imports none.
+
 The folder is the source of truth::
 
     runs/20250714-101530-cat-care/
@@ -22,7 +25,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +40,105 @@ METRICS = "metrics.jsonl"
 
 
 @dataclass
+class RunManifest:
+    """What ``manifest.json`` says about a run: its settings, data, lineage and state.
+
+    Read with :meth:`from_dict`, which accepts manifests written by earlier versions (missing
+    fields take their defaults, a base model given as a plain name is read as one, and keys this
+    version does not know are kept in :attr:`extra` and written back unchanged).
+    """
+
+    id: str = ""
+    dataset: str = ""
+    shard: int | None = None
+    """The nursery shard the run trained on (None for an ordinary run)."""
+    status: str = "running"
+    parent: str | None = None
+    """The run this one continues (its adapter was the starting point)."""
+    parent_adapter: str | None = None
+    layout: str = ""
+    base_model: dict[str, Any] = field(default_factory=dict)
+    """``name`` (as given: ``embedded:gemma-3-270m``, a folder, a hub id) and ``resolved``."""
+    args: dict[str, Any] = field(default_factory=dict)
+    """The train stage's settings (``TrainArgs.to_dict()``)."""
+    derived: list[str] = field(default_factory=list)
+    """What was derived or inherited, and why."""
+    warnings: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    """The data the run saw: hash, split, ``val_ids``, counts."""
+    total_steps: int | None = None
+    code: dict[str, Any] = field(default_factory=dict)
+    """Versions of bonsai, torch, transformers, peft."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """Steps, tokens, losses so far (updated as the run goes)."""
+    created_at: float = 0.0
+    updated_at: float | None = None
+    finished_at: float | None = None
+    pid: int | None = None
+    host: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know, kept as they were."""
+
+    @property
+    def base_model_name(self) -> str:
+        """The base model's name ('' when the manifest names none)."""
+        return str(self.base_model.get("name") or self.base_model.get("path") or "")
+
+    @property
+    def val_ids(self) -> list[str]:
+        """The validation record ids the run held out (older manifests kept them at the top)."""
+        return list(self.data.get("val_ids") or self.extra.get("val_ids") or [])
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunManifest:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        base = values.get("base_model")
+        if base is None:
+            values.pop("base_model", None)
+        elif not isinstance(base, dict):
+            values["base_model"] = {"name": str(base)}
+        for name in ("args", "data", "code", "summary"):
+            if not isinstance(values.get(name), dict):
+                values.pop(name, None)
+        for name in ("derived", "warnings"):
+            if not isinstance(values.get(name), list):
+                values.pop(name, None)
+        if "id" in values:
+            values["id"] = str(values["id"])
+        if values.get("status") is None:
+            values.pop("status", None)
+        values["created_at"] = float(values.get("created_at") or 0.0)
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**out, **self.extra}
+
+
+@dataclass
 class Run:
     """A run folder and its manifest."""
 
     dir: Path
-    manifest: dict[str, Any]
+    manifest: RunManifest
 
     @property
     def id(self) -> str:
-        return str(self.manifest["id"])
+        return self.manifest.id
 
     @property
     def status(self) -> str:
-        return str(self.manifest.get("status", "running"))
+        return self.manifest.status
 
     @property
     def dataset(self) -> str:
-        return str(self.manifest.get("dataset", ""))
+        return self.manifest.dataset
 
     @property
     def parent(self) -> str | None:
-        return self.manifest.get("parent")
+        return self.manifest.parent
 
     @property
     def manifest_path(self) -> Path:
@@ -83,9 +164,9 @@ class Run:
         """Whether the process that runs it is still alive (on this machine)."""
         if self.status != "running":
             return False
-        if self.manifest.get("host") != socket.gethostname():
+        if self.manifest.host != socket.gethostname():
             return False
-        pid = self.manifest.get("pid")
+        pid = self.manifest.pid
         if not isinstance(pid, int) or pid == os.getpid():
             return False
         try:
@@ -127,7 +208,7 @@ def new_run_id(garden: Garden, dataset: str) -> str:
     return candidate
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> RunManifest:
     path = folder / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -137,24 +218,24 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise BonsaiError(f"the run manifest is not valid JSON: {exc}", file=path) from None
     if not isinstance(data, dict) or "id" not in data:
         raise BonsaiError("the run manifest has no id", file=path, field="id")
-    return data
+    return RunManifest.from_dict(data)
 
 
-def create_run(garden: Garden, manifest: dict[str, Any]) -> Run:
+def create_run(garden: Garden, manifest: RunManifest) -> Run:
     """Make the run folder, write its manifest and index it."""
-    run_id = manifest.get("id") or new_run_id(garden, manifest["dataset"])
+    run_id = manifest.id or new_run_id(garden, manifest.dataset)
     folder = garden.runs_dir / run_id
     folder.mkdir(parents=True)
     now = time.time()
-    manifest = {
-        "id": run_id,
-        **{k: v for k, v in manifest.items() if k != "id"},
-        "status": "running",
-        "created_at": now,
-        "updated_at": now,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-    }
+    manifest = replace(
+        manifest,
+        id=run_id,
+        status="running",
+        created_at=now,
+        updated_at=now,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+    )
     run = Run(folder, manifest)
     save_manifest(garden, run)
     return run
@@ -162,21 +243,22 @@ def create_run(garden: Garden, manifest: dict[str, Any]) -> Run:
 
 def save_manifest(garden: Garden, run: Run) -> None:
     """Write the manifest (atomically) and bring the index row up to date."""
-    run.manifest["updated_at"] = time.time()
-    atomic_write_json(run.manifest_path, run.manifest)
+    run.manifest.updated_at = time.time()
+    atomic_write_json(run.manifest_path, run.manifest.to_dict())
     _index(garden, run)
 
 
-def set_status(garden: Garden, run: Run, status: str, **fields: Any) -> None:
+def set_status(garden: Garden, run: Run, status: str, *, error: str | None = None) -> None:
     assert status in STATUSES, status
-    run.manifest["status"] = status
+    run.manifest.status = status
     if status == "running":
-        run.manifest["pid"] = os.getpid()
-        run.manifest["host"] = socket.gethostname()
-        run.manifest.pop("error", None)
+        run.manifest.pid = os.getpid()
+        run.manifest.host = socket.gethostname()
+        run.manifest.error = None
     if status == "finished":
-        run.manifest["finished_at"] = time.time()
-    run.manifest.update(fields)
+        run.manifest.finished_at = time.time()
+    if error is not None:
+        run.manifest.error = error
     save_manifest(garden, run)
 
 
@@ -189,16 +271,16 @@ def _index(garden: Garden, run: Run) -> None:
             " ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
             " finished_at = excluded.finished_at, summary = excluded.summary",
             (
-                m["id"],
-                m.get("dataset", ""),
-                m.get("shard"),
-                m.get("status", "running"),
-                m.get("parent"),
-                m.get("layout", ""),
-                (m.get("base_model") or {}).get("name", ""),
-                m.get("created_at", time.time()),
-                m.get("finished_at"),
-                json.dumps(m.get("summary") or {}, ensure_ascii=False),
+                m.id,
+                m.dataset,
+                m.shard,
+                m.status,
+                m.parent,
+                m.layout,
+                m.base_model_name,
+                m.created_at or time.time(),
+                m.finished_at,
+                json.dumps(m.summary, ensure_ascii=False),
             ),
         )
 
@@ -216,7 +298,7 @@ def list_runs(garden: Garden, *, dataset: str | None = None) -> list[Run]:
                 continue
             if dataset is None or run.dataset == dataset:
                 runs.append(run)
-    return sorted(runs, key=lambda r: (r.manifest.get("created_at", 0), r.id))
+    return sorted(runs, key=lambda r: (r.manifest.created_at, r.id))
 
 
 def load_run(garden: Garden, ref: str) -> Run:

@@ -193,7 +193,7 @@ def main() -> None:
                     shard=0,
                     layout=layout,
                     max_steps=args.steps,
-                eval_every=args.steps,
+                    eval_every=args.steps,
                     batch_tokens=args.batch_tokens,
                     micro_tokens=args.micro_tokens,
                     max_length=512,

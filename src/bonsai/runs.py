@@ -51,7 +51,7 @@ class RunManifest:
     id: str = ""
     dataset: str = ""
     shard: int | None = None
-    """The nursery shard the run trained on (None for an ordinary run)."""
+    """The shard of the dataset the run trained on (None: all of its training records)."""
     status: str = "running"
     parent: str | None = None
     """The run this one continues (its adapter was the starting point)."""

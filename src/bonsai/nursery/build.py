@@ -356,6 +356,8 @@ def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Pa
         manifest.pop("pid", None)
         manifest.pop("host", None)
         manifest["parent"] = None
+        # Where the base model was cached on the building machine means nothing elsewhere.
+        manifest["base_model"] = {"name": run.manifest.base_model_name}
         manifest["nursery"] = {
             "config": config.to_dict(),
             "records": result.counts(),

@@ -170,8 +170,8 @@ class Server:
             if self.process.poll() is not None:
                 raise SystemExit(f"`bonsai serve` exited with status {self.process.returncode}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as reply:
-                    self.model = json.load(reply)["model"]
+                with urllib.request.urlopen(self.url + "/v1/models", timeout=2) as reply:
+                    self.model = json.load(reply)["data"][0]["id"]
                     return self
             except OSError:
                 time.sleep(1)

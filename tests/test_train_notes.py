@@ -47,6 +47,18 @@ def test_own_notes_are_retrieved_for_the_instruction_distractors_for_another() -
             assert record.id not in notes
 
 
+def test_a_records_own_chunk_is_never_among_its_notes() -> None:
+    records = [Record(id=f"r{i}", instruction=f"question {i}", output="a") for i in range(20)]
+
+    def retrieve(query: str, k: int) -> list[FakeHit]:
+        own = FakeHit(0, "the answer itself")
+        own.source = f"dataset:cats#r{query.split()[-1]}"
+        return [own, FakeHit(1, "other knowledge")][:k]
+
+    notes = retrieved_notes(records, retrieve, seed=0, k=1, max_chars=500)
+    assert notes and all("the answer itself" not in text for text in notes.values())
+
+
 def test_a_notes_file_must_map_ids_to_text(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text('{"r1": "[1]\\nA note."}', "utf-8")

@@ -53,6 +53,12 @@ def _other(record_id: str, seed: int, records: Sequence[Record]) -> Record:
     return records[start]
 
 
+def _is_own_chunk(hit: Hit, record_id: str) -> bool:
+    """Whether ``hit`` is the chunk of the record itself (``dataset:NAME#RECORD_ID``)."""
+    source = getattr(hit, "source", "")
+    return source.startswith("dataset:") and source.rsplit("#", 1)[-1] == record_id
+
+
 def retrieved_notes(
     records: Sequence[Record],
     retrieve: Callable[[str, int], list[Hit]],
@@ -67,8 +73,11 @@ def retrieved_notes(
     cache: dict[str, list[Hit]] = {}
 
     def hits_for(record: Record) -> list[Hit]:
+        # The record's own chunk (when the garden's records are in the knowledge base too) holds
+        # the very answer: left out, as eval leaves it out, so notes are other knowledge.
         if record.id not in cache:
-            cache[record.id] = retrieve(record.instruction, k)
+            hits = retrieve(record.instruction, k + 1)
+            cache[record.id] = [h for h in hits if not _is_own_chunk(h, record.id)][:k]
         return cache[record.id]
 
     notes: dict[str, str] = {}

@@ -91,6 +91,8 @@ async def check_prompt_size(state: ServerState, req: ChatRequest) -> None:
     """Refuse a question (with its system message) that alone overflows the model's context,
     here and at once, rather than after it has waited for the model thread."""
     engine = state.session.engine
+    if engine is None:  # the pages' model loads on the first question: the session checks then
+        return
     text = f"{req.system}\n{req.question}" if req.system else req.question
     tokens = await run_in_threadpool(engine.count_tokens, text)
     limit = engine.max_context - 1

@@ -23,13 +23,18 @@ class LazySession:
     ) -> None:  # fmt: skip
         self.root = Path(root)
         self.run = run
-        self.engine = engine
+        self.engine_name = engine
         self.precision = precision
         self._session: Any = None
         self._lock = threading.Lock()
         self.loaded_run: str | None = None
         self.on_load: Any = None
         """Called with the run id after a (re)load (the server then names it in /v1/models)."""
+
+    @property
+    def engine(self) -> Any:
+        """The loaded model's engine, or None while none is loaded (nothing loads here)."""
+        return self._session.engine if self._session is not None else None
 
     def wanted_run(self) -> str:
         from bonsai.generate.loading import choose_run
@@ -51,7 +56,9 @@ class LazySession:
             try:
                 choice = choose_run(garden, self.run)
                 if self._session is None or choice.id != self.loaded_run:
-                    loaded = load_generator(choice, engine=self.engine, precision=self.precision)
+                    loaded = load_generator(
+                        choice, engine=self.engine_name, precision=self.precision
+                    )
                     old = self._session
                     self._session = ChatSession(
                         old.conn if old is not None else connect(garden.db_path),

@@ -194,6 +194,9 @@ def test_ctrl_c_stops_an_answer_and_asks_before_leaving(
     use_model(garden, endless_model_dir)
     child = spawn_chat(garden, "--max-tokens", "3000", "--temperature", "1.0", "--no-rag")
     expect(child, PROMPT)
+    # A command answered first: the chat is reading its input (a loaded machine can take a
+    # while to get there after drawing the prompt).
+    assert "/quit" in send(child, "/help")
 
     # Ctrl-C at an empty prompt asks first; 'n' stays.
     child.sendcontrol("c")

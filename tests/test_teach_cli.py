@@ -265,7 +265,7 @@ def test_killed_run_resumes_without_asking_twice(garden: Garden, tmp_path: Path,
     records = make_records(12)
     add_records(garden, "cats", records)
     garden.close()
-    with ScriptedServer(latency=0.05) as server:
+    with ScriptedServer(latency=0.3) as server:
         cmd = [
             sys.executable, "-c", "from bonsai.cli import main; main()",
             "teach", "-d", "cats", "-g", str(garden.root),
@@ -303,7 +303,7 @@ def test_interrupted_run_keeps_finished_records(garden: Garden) -> None:
     """Ctrl-C: what was finished goes into the records as one change; exit code 130."""
     add_records(garden, "cats", make_records(12))
     garden.close()
-    with ScriptedServer(latency=0.05) as server:
+    with ScriptedServer(latency=0.3) as server:
         cmd = [
             sys.executable, "-c", "from bonsai.cli import main; main()",
             "teach", "-d", "cats", "-g", str(garden.root),

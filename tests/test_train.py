@@ -430,11 +430,13 @@ def test_embedded_student_fine_tunes_a_few_steps_and_loads_back(garden: Garden) 
     add_records(garden, sample_records(12))
     args = TrainArgs(
         dataset=DATASET, max_steps=2, batch_tokens=512, micro_tokens=512, max_length=256,
-        eval_every=2, lora_rank=8,
+        eval_every=2,
     )  # fmt: skip
     run = train(garden, args, console=quiet())
     assert run is not None and run.status == "finished"
     assert run.manifest.base_model_name == "embedded:gemma-3-270m"
+    # The embedded student starts from the shipped nursery stock, which becomes the parent.
+    assert (run.manifest.parent or "").startswith("nursery-")
     model = PeftModel.from_pretrained(load_model("embedded:gemma-3-270m"), run.adapter_dir)
     assert any("lora_A" in name for name, _ in model.named_parameters())
     assert val_losses(run)[-1] < 20
@@ -453,7 +455,7 @@ def test_embedded_run_exports_as_gguf_and_llama_cpp_runs_it(garden: Garden, cli)
     add_records(garden, sample_records(12))
     args = TrainArgs(
         dataset=DATASET, max_steps=2, batch_tokens=512, micro_tokens=512, max_length=256,
-        eval_every=2, lora_rank=8, lr=1e-3,
+        eval_every=2, lora_rank=8, lr=1e-3, from_run="base",
     )  # fmt: skip
     run = train(garden, args, console=quiet())
     result = cli("merge", run.id, "--gguf", "--garden", garden.root)

@@ -76,15 +76,15 @@ QUICK = Budget(
 for the student to pick up the layout), one validation record per category, a few probes."""
 FULL = Budget(
     max_steps=None,
-    epochs=2.0,
+    epochs=1.0,
     eval_items=None,
     eval_probes=12,
     max_new_tokens=96,
     outliers=True,
     batch_tokens=640,
 )
-"""About 10 minutes on a 2-core CPU: two epochs (the report shows the step-down at the epoch
-boundary), the whole validation split, probes, and the loss-outlier check over every training
+"""One epoch from the nursery stock (the prompts carry notes, so an epoch is about 190,000
+tokens), the whole validation split, probes, and the loss-outlier check over every training
 record."""
 
 

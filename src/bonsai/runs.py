@@ -33,6 +33,7 @@ from bonsai.db import transaction
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.util.atomic import atomic_write_json, atomic_write_text
+from bonsai.util.process import pid_alive
 
 STATUSES: tuple[str, ...] = ("running", "interrupted", "failed", "finished")
 MANIFEST = "manifest.json"
@@ -169,13 +170,7 @@ class Run:
         pid = self.manifest.pid
         if not isinstance(pid, int) or pid == os.getpid():
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
 
     def is_unfinished(self) -> bool:
         return self.status != "finished" and not self.is_live()

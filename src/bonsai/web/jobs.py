@@ -8,7 +8,6 @@ restart shows where every job stands; the log of a job is a file under ``jobs/``
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from bonsai.db import transaction
 from bonsai.errors import BonsaiError
+from bonsai.util.process import pid_alive
 
 KINDS = ("teach", "train", "eval", "grow")
 STATES = ("queued", "running", "finished", "failed", "interrupted")
@@ -183,19 +183,7 @@ def stop_wanted(conn: sqlite3.Connection, job_id: int) -> bool:
     return bool(row and row[0])
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_orphans(conn: sqlite3.Connection, *, alive=_alive) -> list[int]:
+def mark_orphans(conn: sqlite3.Connection, *, alive=pid_alive) -> list[int]:
     """Jobs found running whose worker is gone (the server was killed): mark them interrupted,
     never leave them running. Returns their ids."""
     found = [

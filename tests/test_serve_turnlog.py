@@ -83,3 +83,20 @@ def test_only_a_lock_counts_as_locked() -> None:
     assert is_locked(sqlite3.OperationalError("database is locked"))
     assert not is_locked(sqlite3.OperationalError("no such table: x"))
     assert not is_locked(ValueError("database is locked"))
+
+
+def test_the_web_server_logs_turns_through_the_same_writer(garden: Garden, monkeypatch) -> None:
+    """``bonsai ui`` answers through the same turn writer and waiting connections as serve."""
+    from bonsai.serve.args import ServeArgs
+    from bonsai.web.server import build_ui_state
+
+    monkeypatch.setenv("BONSAI_EMBED_MODEL", "hashing")
+    state = build_ui_state(garden, ServeArgs(host="127.0.0.1", port=0, db_wait_s=0.25))
+    try:
+        assert isinstance(state.turns, TurnLogWriter)
+        assert state.session.log_turn == state.turns.write
+        assert state.session.db_wait_s == 0.25
+        wait_ms = state.feedback_conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        assert wait_ms == 250
+    finally:
+        state.feedback_conn.close()

@@ -171,6 +171,19 @@ def format_notes(passages: Sequence[tuple[str, str]]) -> str:
     return "\n\n".join(blocks)
 
 
+SENTENCE_ENDS = ("。", ". ", "！", "？", "! ", "? ", "\n")
+
+
+def cut_at_sentence(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at its last sentence end, or hard at the limit when
+    the last sentence end would keep less than a third."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    end = max(head.rfind(mark) for mark in SENTENCE_ENDS)
+    return head[: end + 1].strip() if end > limit // 3 else head.strip()
+
+
 def _header(record: Any) -> str:
     return f"### Category: {_get(record, 'category')}\n### Language: {_get(record, 'language')}\n\n"
 

@@ -159,11 +159,11 @@ def notes_that_fit(hits: Sequence[Hit], max_chars: int) -> list[Hit]:
 
 def notes_block(hits: Sequence[Hit], max_chars: int) -> str:
     """The notes section's text for the ``hits`` that fit in ``max_chars`` (a single passage
-    longer than that is cut)."""
-    from bonsai.layouts import format_notes
+    longer than that is cut at a sentence end)."""
+    from bonsai.layouts import cut_at_sentence, format_notes
 
     passages = [
-        (note_label(hit), hit.text.strip()[: max(0, max_chars - len(note_label(hit)) - 8)])
+        (note_label(hit), cut_at_sentence(hit.text.strip(), max_chars - len(note_label(hit)) - 8))
         for hit in notes_that_fit(hits, max_chars)
     ]
     return format_notes(passages)

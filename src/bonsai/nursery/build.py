@@ -34,7 +34,7 @@ from rich.console import Console
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
-from bonsai.layouts import DEFAULT_REASONING_LAYOUT, format_notes
+from bonsai.layouts import DEFAULT_REASONING_LAYOUT, cut_at_sentence, format_notes
 from bonsai.nursery import sources
 from bonsai.records import Record
 from bonsai.student.embedded import EMBEDDED_MODEL
@@ -110,16 +110,6 @@ class Deal:
         return table
 
 
-def _cut(text: str, limit: int) -> str:
-    """``text`` cut at a sentence end within ``limit`` characters (or hard at the limit)."""
-    if len(text) <= limit:
-        return text
-    head = text[:limit]
-    ends = [head.rfind(mark) for mark in ("。", ". ", "！", "？", "! ", "? ", "\n")]
-    end = max(ends)
-    return head[: end + 1].strip() if end > limit // 3 else head.strip()
-
-
 def with_notes(
     items: Sequence[sources.Source], *, seed: int, gold_limit: int = 700, note_limit: int = 300
 ) -> tuple[list[Record], dict[str, str]]:
@@ -138,7 +128,7 @@ def with_notes(
         while pool and len(chosen) < n:
             text = rng.choice(pool)
             if text != avoid:
-                chosen.append(("", _cut(text, note_limit)))
+                chosen.append(("", cut_at_sentence(text, note_limit)))
         return chosen
 
     for item in items:

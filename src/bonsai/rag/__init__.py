@@ -6,13 +6,6 @@ centring of multilingual vectors), :mod:`~bonsai.rag.notes` (adding and
 removing documents), :mod:`~bonsai.rag.retrieve` (hybrid search; the API chat and serve call).
 """
 
-from bonsai.rag.retrieve import (
-    Hit,
-    Passage,
-    format_citation,
-    format_context,
-    prompt_passages,
-    retrieve,
-)
+from bonsai.rag.retrieve import Hit, format_citation, retrieve
 
-__all__ = ["Hit", "Passage", "format_citation", "format_context", "prompt_passages", "retrieve"]
+__all__ = ["Hit", "format_citation", "retrieve"]

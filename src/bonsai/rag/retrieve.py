@@ -2,16 +2,12 @@
 
 The API other stages call::
 
-    from bonsai.rag import format_citation, format_context, prompt_passages, retrieve
+    from bonsai.rag import format_citation, retrieve
 
     hits = retrieve(garden, "猫のトイレ掃除の頻度", k=5)
     for hit in hits:
         print(format_citation(hit), hit.score, hit.bm25_rank, hit.dense_rank)
         print(hit.text)
-    prompt_context = format_context(hits)   # numbered blocks "[1] source > heading\\ntext"
-    for p in prompt_passages(hits, max_chars=1600):
-        p.text    # clean text for the model's prompt: heading path in words, then the chunk
-        p.label   # the source to show a person: "notes/cat.md > Litter box"
 
 ``retrieve(garden, query, k=5, *, mode="hybrid", encoder=None, candidates=50) -> list[Hit]``
 
@@ -27,8 +23,9 @@ The API other stages call::
 A :class:`Hit` carries the chunk text, its source (a file path, relative to the garden when it
 lies inside it, or ``dataset:NAME#RECORD_ID``), heading, fused score and the 1-based rank each
 retriever gave it (``None`` where that retriever did not return it). Answers cite sources with
-:func:`format_citation`. A prompt takes :func:`prompt_passages`: text without file paths, whose
-sources the interface shows apart.
+:func:`format_citation`. A prompt takes the hits as :func:`bonsai.chat.prompts.notes_block`
+writes them: text labelled with title and heading, without file paths; the interface shows the
+sources apart.
 
 Across languages: with a multilingual model the dense side is language-centred (see
 :mod:`bonsai.rag.centering`), so an English question can rank a Japanese chunk first; and BM25,
@@ -38,18 +35,16 @@ the dense side's first ⌈k/2⌉ instead of counting against them (see :func:`fu
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bonsai.rag import index
-from bonsai.rag.chunking import HEADING_SEPARATOR
 from bonsai.rag.embed import Encoder, default_model_name, load_encoder
 from bonsai.rag.text import language_of, script_of
 
@@ -60,8 +55,6 @@ MODES = ("hybrid", "bm25", "dense")
 RRF_K = 60
 """The constant of reciprocal rank fusion: large enough that rank 1 and rank 2 score alike, so
 agreement between the two retrievers outweighs one retriever's certainty."""
-HEADING_WORDS = " — "
-"""How a heading path reads in prompt text: "Feeding log — Water" (in citations it is " > ")."""
 
 
 @dataclass
@@ -86,33 +79,9 @@ class Hit:
     """'file' or 'dataset'."""
 
     @property
-    def prompt_text(self) -> str:
-        """The chunk as the model reads it: its heading path in words, then its text.
-
-        No file path, anchor or record id: those are for the person (:attr:`source_label`).
-        """
-        heading = self.heading.replace(HEADING_SEPARATOR, HEADING_WORDS).strip()
-        text = self.text.strip()
-        return f"{heading}\n{text}" if heading else text
-
-    @property
     def source_label(self) -> str:
         """Where the chunk comes from, for display: ``notes/cat.md > Litter box``."""
         return format_citation(self)
-
-    def passage(self) -> Passage:
-        """This hit as a :class:`Passage`: prompt text and source kept apart."""
-        source, anchor = self.source, ""
-        if self.kind == "dataset":
-            source, _, anchor = self.source.partition("#")
-        return Passage(
-            text=self.prompt_text,
-            source=source,
-            heading=self.heading,
-            chunk_id=self.chunk_id,
-            record_id=anchor or None,
-            label=self.source_label,
-        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,76 +89,9 @@ class Hit:
         return data
 
 
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved chunk, split into what goes into the model's prompt and what is shown.
-
-    ``text`` is clean prose (heading path as words, then the chunk); everything else is source
-    metadata for the interface, never for the prompt.
-    """
-
-    text: str
-    """For the prompt: no file paths, anchors or ids."""
-    source: str
-    """The document: a path relative to the garden (absolute for a file outside it) or
-    ``dataset:NAME``."""
-    heading: str
-    """Headings above the chunk, joined with " > " ("" for none)."""
-    chunk_id: int
-    record_id: str | None
-    """The record's id for a chunk of a dataset, else None."""
-    label: str
-    """The citation to show a person: ``notes/cat.md > Litter box``, ``dataset:cats#r-12``."""
-
-
-def prompt_passages(hits: Sequence[Hit], *, max_chars: int | None = None) -> list[Passage]:
-    """Retrieved chunks as clean prompt text plus separate source metadata, best first.
-
-    ``[p.text for p in prompt_passages(hits)]`` is what a prompt should show the model: each
-    passage is the chunk's heading path in plain words ("Feeding log — Water") and its text,
-    with no file path, anchor or record id, so the model has nothing of the kind to copy into
-    its answer. ``p.label`` (``notes/feeding-log.md > Feeding log > Water``), ``p.source``,
-    ``p.heading``, ``p.chunk_id`` and ``p.record_id`` are for showing and logging sources.
-
-    ``max_chars`` bounds the total length of the texts: passages are kept whole while they fit;
-    the first one that does not is cut at its last sentence end (or line end) within what is
-    left, if that keeps at least 80 characters, and the rest are dropped. How the passages are
-    numbered, labelled or separated in the prompt is the prompt's business, not this function's.
-    """
-    passages: list[Passage] = []
-    left = max_chars
-    for hit in hits:
-        passage = hit.passage()
-        if left is not None and len(passage.text) > left:
-            cut = _cut_at_sentence(passage.text, left)
-            if len(cut) >= MIN_CUT_CHARS:
-                passages.append(replace(passage, text=cut))
-            break
-        passages.append(passage)
-        if left is not None:
-            left -= len(passage.text)
-    return passages
-
-
-MIN_CUT_CHARS = 80
-_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|[。！？]|\n")
-
-
-def _cut_at_sentence(text: str, limit: int) -> str:
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, limit)]
-    return text[: ends[-1]].strip() if ends else ""
-
-
 def format_citation(hit: Hit) -> str:
     """How an answer names its source: ``notes/cat.md > Litter box`` or ``dataset:cats#r-12``."""
     return f"{hit.source} > {hit.heading}" if hit.heading else hit.source
-
-
-def format_context(hits: Sequence[Hit], *, max_chars: int | None = None) -> str:
-    """Numbered blocks for a prompt, ``[n] citation`` then the text; cut at ``max_chars``."""
-    blocks = [f"[{i}] {format_citation(h)}\n{h.text.strip()}" for i, h in enumerate(hits, 1)]
-    text = "\n\n".join(blocks)
-    return text if max_chars is None else text[:max_chars]
 
 
 def fuse(

@@ -4,6 +4,7 @@
 - :func:`~bonsai.serve.app.create_app`: the FastAPI app (models, chat completions with streaming,
   embeddings, feedback).
 - :func:`run_server`: load the run and listen (uvicorn, one process, one model thread).
+- :func:`listen`: the one server loop, which ``bonsai ui`` uses too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bonsai.serve.args import ServeArgs
 if TYPE_CHECKING:
     from bonsai.garden import Garden
 
-__all__ = ["ServeArgs", "build_state", "run_server"]
+__all__ = ["ServeArgs", "build_state", "connect_waiting", "listen", "run_server"]
 
 
 def build_state(garden: Garden, args: ServeArgs, *, status: Callable[[str], None] | None = None):
@@ -36,7 +37,7 @@ def build_state(garden: Garden, args: ServeArgs, *, status: Callable[[str], None
     loaded = load_generator(choice, engine=args.engine, precision=args.precision)
     turns = TurnLogWriter(garden.db_path)
     session = ChatSession(
-        _connect(garden.db_path, args.db_wait_s),
+        connect_waiting(garden.db_path, args.db_wait_s),
         loaded.engine,
         loaded.layout,
         run_id=choice.id,
@@ -48,7 +49,7 @@ def build_state(garden: Garden, args: ServeArgs, *, status: Callable[[str], None
     return ServerState(
         args=args,
         session=session,
-        feedback_conn=_connect(garden.db_path, args.db_wait_s),
+        feedback_conn=connect_waiting(garden.db_path, args.db_wait_s),
         model_id=choice.id,
         api_key=api_key,
         embed_model=default_model_name,
@@ -56,7 +57,7 @@ def build_state(garden: Garden, args: ServeArgs, *, status: Callable[[str], None
     )
 
 
-def _connect(path: Path, wait_s: float) -> sqlite3.Connection:
+def connect_waiting(path: Path, wait_s: float) -> sqlite3.Connection:
     """A connection whose writes wait ``wait_s`` for another writer (then the server answers
     without blocking the model thread any longer; see :mod:`bonsai.serve.turnlog`)."""
     from bonsai.db import connect
@@ -69,13 +70,26 @@ def _connect(path: Path, wait_s: float) -> sqlite3.Connection:
 
 def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
     """Listen until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
-    import uvicorn
-
     from bonsai.serve.app import create_app
-    from bonsai.serve.http import IdleTimeoutH11
 
     args = state.args
-    app = create_app(state)
+
+    def started(port: int) -> None:
+        if announce:
+            announce(f"http://{args.host}:{port}/v1")
+
+    listen(create_app(state), args, on_started=started)
+
+
+def listen(app, args: ServeArgs, *, on_started: Callable[[int], None] | None = None) -> None:
+    """Serve ``app`` on ``args.host``/``args.port`` until interrupted: one process, connections
+    idle past ``args.idle_timeout_s`` closed. ``on_started`` gets the bound port (``--port 0``
+    lets the system choose) once the server listens. ``bonsai serve`` and ``bonsai ui`` both
+    listen here."""
+    import uvicorn
+
+    from bonsai.serve.http import IdleTimeoutH11
+
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -91,9 +105,7 @@ def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
-            # Announce only once the port is bound (and say which, when --port 0 chose it).
-            if self.started and announce and self.servers and self.servers[0].sockets:
-                port = self.servers[0].sockets[0].getsockname()[1]
-                announce(f"http://{args.host}:{port}/v1")
+            if self.started and on_started and self.servers and self.servers[0].sockets:
+                on_started(self.servers[0].sockets[0].getsockname()[1])
 
     Server(config).run()

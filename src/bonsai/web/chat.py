@@ -19,9 +19,12 @@ from bonsai.garden import Garden
 class LazySession:
     def __init__(
         self, root: Path, *, run: str | None = None, engine: str = "transformers",
-        precision: str = "int8",
+        precision: str = "int8", db_wait_s: float = 10.0, log_turn: Any = None,
     ) -> None:  # fmt: skip
         self.root = Path(root)
+        self.db_wait_s = db_wait_s
+        self.log_turn = log_turn
+        """How turns are stored (the server's writer, which waits out a locked database)."""
         self.run = run
         self.engine_name = engine
         self.precision = precision
@@ -47,9 +50,10 @@ class LazySession:
 
     def session(self) -> Any:
         """The session for the run chat should use now (loads or reloads it)."""
+        from bonsai.chat import store
         from bonsai.chat.session import ChatSession
-        from bonsai.db import connect
         from bonsai.generate.loading import choose_run, load_generator
+        from bonsai.serve import connect_waiting
 
         with self._lock:
             garden = Garden.open(self.root)
@@ -61,13 +65,16 @@ class LazySession:
                     )
                     old = self._session
                     self._session = ChatSession(
-                        old.conn if old is not None else connect(garden.db_path),
+                        old.conn
+                        if old is not None
+                        else connect_waiting(garden.db_path, self.db_wait_s),
                         loaded.engine,
                         loaded.layout,
                         run_id=choice.id,
                         base_model=choice.base_model,
                         client="web",
                         session_id="web",
+                        log_turn=self.log_turn or store.log_turn,
                     )
                     self.loaded_run = choice.id
                     if self.on_load is not None:

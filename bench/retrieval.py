@@ -19,6 +19,10 @@ What it does, in one run:
    English, Japanese and Chinese questions of bench/data/notes_queries.json, each marked same- or
    cross-language. ``recall5_same`` is over the seed-task queries and the notes' same-language
    questions; ``recall5_cross`` over the enja passages and the notes' cross-language questions.
+2c. Notes in the prompt: the sample garden as a keeper has it, its records and notes in one
+   knowledge base. For how many of the notes questions a target section is among the passages
+   chat puts into the prompt (k=3, chat's notes budget): ranked as retrieved, and notes first
+   with one place for a record (:func:`bonsai.chat.session.notes_first`, what chat does).
 3. Latency of ``retrieve(..., mode="hybrid")`` (query encoding included) at 1k and at 100k
    chunks, p50/p95 over every query, with the default model; query encoding, BM25 and the dense
    product are also timed on their own. The chunks beyond the seed tasks are synthetic filler:
@@ -225,6 +229,36 @@ def cross_recall(garden: Garden, enja: list[dict], notes: list[dict], encoder, m
     return out
 
 
+def notes_in_prompt(notes: list[dict], encoder) -> dict[str, tuple[int, int]]:
+    """The sample garden as a keeper has it (the sample records and notes in one knowledge base):
+    for how many of the notes questions a target section is among the passages chat puts into
+    the prompt (k=3 within chat's notes budget), ranked as retrieved and ranked notes first."""
+    from bonsai.chat.prompts import notes_that_fit
+    from bonsai.chat.session import ChatArgs, garden_retriever
+    from bonsai.curate.importer import read_records
+    from bonsai.sample import records_path
+
+    chat = ChatArgs()
+    with tempfile.TemporaryDirectory() as tmp:
+        garden = Garden.init(Path(tmp) / "sample")
+        records = read_records(records_path())
+        RecordStore(garden.db).apply(
+            "sample", [Change(None, r) for r in records], kind="import", description="bench"
+        )
+        add_paths(garden, [notes_dir()], encoder=encoder)
+        add_dataset(garden, "sample", encoder=encoder)
+        chat_retrieve = garden_retriever(garden.db)
+        plain = notes_first = 0
+        for q in notes:
+            targets = {tuple(t) for t in q["targets"]}
+            ranked = retrieve(garden, q["query"], chat.k, encoder=encoder)
+            plain += found(notes_that_fit(ranked, chat.max_notes_chars), targets)
+            chosen = chat_retrieve(q["query"], chat.k)
+            notes_first += found(notes_that_fit(chosen, chat.max_notes_chars), targets)
+        garden.close()
+    return {"as_ranked": (plain, len(notes)), "notes_first": (notes_first, len(notes))}
+
+
 # -- measuring ----------------------------------------------------------------------------------
 
 
@@ -359,7 +393,13 @@ def main() -> int:
                 )
                 print(f"  recall@5 {name}: {row}")
 
+        in_prompt = notes_in_prompt(notes_queries, load_encoder(primary))
+        print(
+            "\nnotes in the prompt, sample garden with its records (k=3, chat's notes budget):"
+            + "".join(f"  {name} {a}/{n}" for name, (a, n) in in_prompt.items())
+        )
         fields = same_and_cross(results[primary], crossed[primary], queries)
+        fields |= {f"in_prompt_{name}": a / n for name, (a, n) in in_prompt.items()}
         if not args.quick:
             fields |= latency_runs(garden, primary, queries, seed_dir, args.big)
     for model in models:

@@ -81,3 +81,22 @@ def test_a_note_longer_than_the_budget_is_cut_at_a_sentence_end() -> None:
     assert len(block) <= 200
     japanese = Hit("記録", "", "もちは朝にごはんを食べる。" * 30)
     assert notes_block([japanese], 120).endswith("。")
+
+
+def test_notes_come_first_with_one_place_kept_for_a_record() -> None:
+    from bonsai.chat.session import notes_first
+
+    def hit(name: str, kind: str) -> Hit:
+        made = Hit(name, "", name, kind=kind)
+        made.source = name
+        return made
+
+    r1, r2, n1, r3, n2, n3 = (
+        hit("r1", "dataset"), hit("r2", "dataset"), hit("n1", "file"),
+        hit("r3", "dataset"), hit("n2", "file"), hit("n3", "file"),
+    )  # fmt: skip
+    pool = [r1, r2, n1, r3, n2, n3]
+    assert notes_first(pool, 3) == [r1, n1, n2]  # the two best notes and the best record, ranked
+    assert notes_first([r1, r2, n1, r3], 3) == [r1, r2, n1]  # too few notes: records fill in
+    assert notes_first([r1, r2], 3) == [r1, r2]
+    assert notes_first(pool, 1) == [n1]

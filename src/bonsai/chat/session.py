@@ -137,16 +137,37 @@ class CompletionSplitter:
             self.emit("answer", text)
 
 
+def notes_first_pool(k: int) -> int:
+    """How many chunks are retrieved to choose ``k`` from (see :func:`notes_first`)."""
+    return max(4 * k, 12)
+
+
+def notes_first(pool: Sequence[Hit], k: int) -> list[Hit]:
+    """``k`` of the ranked ``pool``: the best notes, and at most one record while notes fill the
+    other places (more records only when there are too few notes), in the pool's order.
+
+    A record is a question the student was trained on, and it is short and close in wording to
+    the keeper's questions, so records otherwise crowd the notes out of the few passages a prompt
+    has room for. One place is kept for the best record, which may hold what no note does."""
+    notes = [hit for hit in pool if hit.kind == "file"]
+    records = [hit for hit in pool if hit.kind != "file"]
+    chosen = notes[: max(1, k - 1)] + records[: max(0, k - len(notes[: max(1, k - 1)]))]
+    if len(chosen) < k:
+        chosen += [hit for hit in pool if hit not in chosen][: k - len(chosen)]
+    rank = {id(hit): n for n, hit in enumerate(pool)}
+    return sorted(chosen[:k], key=lambda hit: rank[id(hit)])
+
+
 def garden_retriever(conn: sqlite3.Connection) -> Retriever:
-    """Retrieval over the garden's knowledge base; nothing (and no encoder loaded) while it is
-    empty."""
+    """Retrieval over the garden's knowledge base, notes first (:func:`notes_first`); nothing
+    (and no encoder loaded) while it is empty."""
 
     def retrieve(query: str, k: int) -> list[Hit]:
         if conn.execute("SELECT 1 FROM knowledge_chunks LIMIT 1").fetchone() is None:
             return []
         from bonsai.rag import retrieve as rag_retrieve
 
-        return rag_retrieve(conn, query, k)
+        return notes_first(rag_retrieve(conn, query, notes_first_pool(k)), k)
 
     return retrieve
 

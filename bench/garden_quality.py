@@ -31,6 +31,8 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
    (a miss there is retrieval's, not the model's); ``answer_in_prompt``: for facts and closed
    questions, how often an accepted answer was in the prompt at all (from the garden's chat log);
    ``category_guessed``: how often chat took the question for its category.
+4. Asks the first eight questions once more with streaming and prints when the first text of
+   each answer arrived (median and most, seconds from sending the question).
 
 ``--rescore FILE`` scores the replies of an earlier run's JSON again (after a change to the
 questions or the scoring) without growing or asking anything.
@@ -224,6 +226,34 @@ def ask_all(server: Server, questions: list[Question], max_tokens: int, label: s
     return answers
 
 
+STREAM_PROBES = 8
+"""Questions asked once more with streaming, to time when the tuned student's answer starts."""
+
+
+def first_token_seconds(server: Server, questions: list[Question], max_tokens: int) -> list[float]:
+    """Seconds from sending each question (streaming, notes on) to the first text of its answer."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused", timeout=600, max_retries=0)
+    waits = []
+    for q in questions:
+        start = time.monotonic()
+        stream = client.chat.completions.create(
+            model="bonsai",
+            messages=[{"role": "user", "content": q.message()}],
+            temperature=0,
+            max_tokens=max_tokens,
+            stream=True,
+            extra_body={"rag": True},
+        )
+        first: float | None = None
+        for chunk in stream:
+            if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = time.monotonic() - start
+        waits.append(round(first if first is not None else time.monotonic() - start, 2))
+    return waits
+
+
 def add_turn_logs(garden: Path, answers: list[dict]) -> None:
     """Add what chat logged of each turn: the prompt the model got, and the category and
     language chat took the question for. Diagnostics only, so a log it cannot read is skipped."""
@@ -295,9 +325,14 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             with Server(garden, run) as server:
                 answers = ask_all(server, questions, max_tokens, label)
+                waits = first_token_seconds(server, questions[:STREAM_PROBES], max_tokens)
             add_turn_logs(garden, answers)
             timings[f"answers {label}"] = round(time.monotonic() - t0, 1)
-            models[label] = {"run": server.model, "answers": answers}
+            models[label] = {"run": server.model, "answers": answers, "first_token_s": waits}
+            log(
+                f"{label}: answers start after {sorted(waits)[len(waits) // 2]} s (median)"
+                f" of {len(waits)} streamed, at most {max(waits)} s"
+            )
         score_models(models, questions)
     finally:
         if args.keep is None:
@@ -367,6 +402,13 @@ def write_and_print(report: dict[str, Any], out: Path) -> None:
     print(table({label: m["summary"] for label, m in report["models"].items()}))
     for label, model in report["models"].items():
         print(result_line(model["summary"], f"{label} run={model['run']}"))
+    for label, model in report["models"].items():
+        if model.get("first_token_s"):
+            waits = sorted(model["first_token_s"])
+            print(
+                f"first text of the answer, {label}: median {waits[len(waits) // 2]} s,"
+                f" at most {waits[-1]} s ({len(waits)} questions streamed)"
+            )
     print(f"answers: {out}  ({report['seconds']:.0f} s in all)")
 
 

@@ -162,8 +162,9 @@ def notes_block(hits: Sequence[Hit], max_chars: int) -> str:
     longer than that is cut at a sentence end)."""
     from bonsai.layouts import cut_at_sentence, format_notes
 
+    room = max_chars - 8  # "[n] " and the blank lines around a passage
     passages = [
-        (note_label(hit), cut_at_sentence(hit.text.strip(), max_chars - len(note_label(hit)) - 8))
+        (note_label(hit), cut_at_sentence(hit.text.strip(), max(0, room - len(note_label(hit)))))
         for hit in notes_that_fit(hits, max_chars)
     ]
     return format_notes(passages)

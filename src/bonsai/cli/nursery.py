@@ -116,9 +116,11 @@ def show() -> None:
         console.print(f"  {part}: {total} records")
     for step in info.get("lineage", []):
         summary = step.get("summary", {})
+        loss = summary.get("val_loss")
         console.print(
-            f"  shard {step['shard']}: run {step['run']}, "
-            f"validation loss {summary.get('val_loss', '?')}"
+            f"  shard {step['shard']}: run {step['run']}, {summary.get('steps', '?')} steps, "
+            f"{summary.get('tokens', 0):,} tokens, "
+            f"validation loss {f'{loss:.3f}' if isinstance(loss, float) else '?'}"
         )
 
 

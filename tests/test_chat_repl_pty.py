@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,9 @@ def spawn_chat(garden: Garden, *args: str):
         encoding="utf-8",
         timeout=MAX_START_S,
         dimensions=(50, 200),
+        # Ctrl-C reaches the chat as it reaches a keeper's, even when the tests themselves run
+        # with SIGINT ignored (started in the background by a shell, or under nohup).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     return child
 

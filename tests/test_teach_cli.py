@@ -310,7 +310,11 @@ def test_interrupted_run_keeps_finished_records(garden: Garden) -> None:
             *_openai(server.url, "--concurrency", "1"),
         ]  # fmt: skip
         env = {**os.environ, "NO_COLOR": "1"}
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            # SIGINT as a terminal has it, even when the tests run with it ignored (nohup, &).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
         deadline = time.monotonic() + 60
         while server.count < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)

@@ -1,6 +1,7 @@
 """Does the grown student answer its keeper better than the base model? One garden, from nothing.
 
     .venv/bin/python bench/garden_quality.py GARDEN QUESTIONS [--quick] [--out FILE] [--keep DIR]
+        [--train-arg ARG]... [--models tuned,base]
 
 GARDEN is a folder with the records (``records.jsonl``, or the one ``*.jsonl`` file in it) and a
 ``notes/`` folder, or a records file whose folder has ``notes/``. QUESTIONS is a held-out question
@@ -33,6 +34,10 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
    ``category_guessed``: how often chat took the question for its category.
 4. Asks the first eight questions once more with streaming and prints when the first text of
    each answer arrived (median and most, seconds from sending the question).
+
+``--train-arg ARG`` adds ARG to ``bonsai train`` (to compare a setting: run once with and once
+without, e.g. ``--train-arg=--reading=off``); ``--models tuned`` asks only the tuned model (the
+base model's answers do not depend on training).
 
 ``--rescore FILE`` scores the replies of an earlier run's JSON again (after a change to the
 questions or the scoring) without growing or asking anything.
@@ -132,8 +137,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def grow(records: Path, notes: Path | None, garden: Path, quick: bool) -> dict[str, float]:
-    """Init, import, annotate, teach, notes, train: the README's steps, with defaults."""
+def grow(
+    records: Path, notes: Path | None, garden: Path, quick: bool, train_args: list[str]
+) -> dict[str, float]:
+    """Init, import, annotate, teach, notes, train: the README's steps, with defaults (and
+    ``train_args``, when given, added to ``bonsai train``)."""
     timings: dict[str, float] = {}
     log(f"bonsai init {garden}")
     subprocess.run([*bonsai_command(), "init", str(garden)], check=True, stdout=sys.stderr)
@@ -143,7 +151,8 @@ def grow(records: Path, notes: Path | None, garden: Path, quick: bool) -> dict[s
     run_cli(
         ["notes", "add", *([str(notes)] if notes else []), "--dataset", DATASET], garden, timings
     )
-    run_cli(["train", "--dataset", DATASET, *(QUICK_TRAIN if quick else [])], garden, timings)
+    quick_args = QUICK_TRAIN if quick else []
+    run_cli(["train", "--dataset", DATASET, *quick_args, *train_args], garden, timings)
     return timings
 
 
@@ -302,6 +311,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", type=Path, help="grow the garden in this folder and keep it")
     parser.add_argument("--rescore", type=Path, help="score the replies of an earlier JSON again")
+    parser.add_argument(
+        "--train-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="add ARG to `bonsai train` (repeat for more; e.g. --train-arg=--reading=off)",
+    )
+    parser.add_argument(
+        "--models",
+        default="tuned,base",
+        help="which models answer: tuned, base or both (default: tuned,base)",
+    )
     args = parser.parse_args(argv)
 
     questions = load_questions(args.questions)
@@ -318,10 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{garden} is not empty")
     started = time.monotonic()
     try:
-        timings = grow(records, notes, garden, args.quick)
+        timings = grow(records, notes, garden, args.quick, args.train_arg)
         max_tokens = MAX_TOKENS["quick" if args.quick else "full"]
         models: dict[str, Any] = {}
+        chosen = {part.strip() for part in args.models.split(",")}
         for label, run in (("tuned", "latest"), ("base", "base")):
+            if label not in chosen:
+                continue
             t0 = time.monotonic()
             with Server(garden, run) as server:
                 answers = ask_all(server, questions, max_tokens, label)
@@ -342,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "garden": str(args.garden),
         "questions_file": str(args.questions),
         "quick": args.quick,
+        "train_args": args.train_arg,
         "max_tokens": max_tokens,
         "seconds": round(time.monotonic() - started, 1),
         "timings": timings,

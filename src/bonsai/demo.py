@@ -59,9 +59,9 @@ class Budget:
     """Validation loss every this many steps (None: derived, about ten times a run)."""
 
 
-# Measured here (2 cores): Gemma 3 270M trains with LoRA at 300-400 tokens/s (bf16) and answers
-# at 40-60 tokens/s; the sample is about 25,000 training tokens an epoch (44 steps of 640
-# tokens). A `bonsai` layout answer writes its reasoning first, so answers need room.
+# Measured here (2 cores): Gemma 3 270M trains with LoRA at about 280 tokens/s (bf16) and answers
+# at 40-60 tokens/s. With notes in the prompts and the reading records, an epoch of the sample is
+# about 170,000 training tokens (some 260 steps of 640 tokens).
 QUICK = Budget(
     max_steps=24,
     epochs=None,
@@ -72,20 +72,22 @@ QUICK = Budget(
     batch_tokens=640,
     eval_every=8,
 )
-"""About 3 minutes on a 2-core CPU: 24 small steps (about 14,000 tokens, half an epoch: enough
-for the student to pick up the layout), one validation record per category, a few probes."""
+"""About 4 minutes on a 2-core CPU: 24 small steps (about 15,000 tokens), one validation record
+per category, a few probes."""
 FULL = Budget(
-    max_steps=None,
-    epochs=1.0,
+    max_steps=180,
+    epochs=None,
     eval_items=None,
     eval_probes=12,
     max_new_tokens=96,
     outliers=True,
     batch_tokens=640,
+    eval_every=60,
 )
-"""One epoch from the nursery stock (the prompts carry notes, so an epoch is about 190,000
-tokens), the whole validation split, probes, and the loss-outlier check over every training
-record."""
+"""About 13 minutes on a 2-core CPU: 180 steps of 640 tokens from the nursery stock (about
+115,000 tokens, two thirds of an epoch), validation loss three times, the whole validation
+split, probes, and the loss-outlier check over every training record. (A whole epoch, 300 steps
+with ten validations, took 17.7 minutes here: over the 15 a first `make demo` may take.)"""
 
 
 @dataclass
@@ -95,7 +97,7 @@ class DemoArgs:
     garden: Path = DEFAULT_GARDEN
     """Folder of the demo garden (recreated if it is a demo garden already)."""
     quick: bool = False
-    """The quick budget (about 3 minutes here) instead of the full one (about 10)."""
+    """The quick budget (about 4 minutes here) instead of the full one (about 13)."""
     base_model: str | None = None
     """Student to fine-tune (default: the garden's, i.e. the embedded Gemma 3 270M). Tests pass
     a tiny model folder."""

@@ -124,6 +124,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    reading: Annotated[
+        str | None,
+        typer.Option(
+            help="Reading records: auto (questions made from the garden's notes, answered with "
+            "the sentence that holds the answer, so the student learns to answer from notes) or "
+            "off. Default: auto.",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -163,6 +172,7 @@ def train(
         "seed": seed,
         "from_run": from_run,
         "notes": notes,
+        "reading": reading,
     }
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]

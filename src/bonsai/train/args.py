@@ -17,6 +17,7 @@ from bonsai.errors import BonsaiError
 from bonsai.layouts import LAYOUTS
 
 OVERLONG_POLICIES: tuple[str, ...] = ("truncate", "skip")
+READING_MODES: tuple[str, ...] = ("auto", "off")
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 
 
@@ -97,6 +98,10 @@ class TrainArgs:
     """Notes in the training prompts, as chat puts them there: 'auto' (retrieved from the
     garden's notes for half of the records, another record's notes for a quarter, none for the
     rest; nothing while the garden has no notes), 'off', or a JSON file of record id → notes."""
+    reading: str = "auto"
+    """Reading records (:mod:`bonsai.train.reading`): 'auto' (questions made from the garden's
+    notes, one per note section, at most a quarter as many as the training records, while the
+    garden has notes) or 'off'."""
     dry_run: bool = False
     """Print rendered examples with their masks and token counts; train nothing, write nothing."""
 
@@ -114,6 +119,12 @@ class TrainArgs:
                 f"unknown --overlong policy '{self.overlong}'",
                 field="overlong",
                 hint="'truncate' (cut the target) or 'skip' (leave the record out)",
+            )
+        if self.reading not in READING_MODES:
+            raise BonsaiError(
+                f"unknown --reading '{self.reading}'",
+                field="reading",
+                hint="'auto' (reading records from the garden's notes) or 'off'",
             )
         if self.precision not in PRECISIONS:
             raise BonsaiError(

@@ -31,6 +31,7 @@ from bonsai.train.data import (
 )
 from bonsai.train.model import check_base_model
 from bonsai.train.notes import training_notes
+from bonsai.train.reading import Reading, note_sections, reading_records
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -264,6 +265,20 @@ def prepare(
             f"(--notes {args.notes})"
         )
     train = tokenise(split.train, tokenizer, layout, report=train_report, notes=notes_by_id)
+    reading = _reading(garden, args, len(split.train))
+    if reading.records:
+        notes.append(
+            f"{len(reading.records)} reading records from {reading.sections} note sections "
+            f"(--reading {args.reading})"
+        )
+        train += tokenise(
+            reading.records,
+            tokenizer,
+            layout,
+            report=DataReport(),
+            notes=reading.notes,
+            all_tasks=False,
+        )
     val = tokenise(
         split.val, tokenizer, layout, report=val_report, notes=notes_by_id, all_tasks=False
     )
@@ -317,6 +332,26 @@ def prepare(
         parent=parent,
         notes=notes,
         warnings=warnings,
+    )
+
+
+def _reading(garden: Garden, args: TrainArgs, n_train: int) -> Reading:
+    """The run's reading records: at most a quarter as many as its training records."""
+    if args.reading == "off":
+        return Reading()
+    sections = note_sections(garden.db)
+    if not sections:
+        return Reading()
+    from bonsai.chat.session import ChatArgs, garden_retriever
+
+    chat = ChatArgs()
+    return reading_records(
+        sections,
+        garden_retriever(garden.db),
+        seed=args.seed,
+        limit=n_train // 4,
+        k=chat.k,
+        max_chars=chat.max_notes_chars,
     )
 
 

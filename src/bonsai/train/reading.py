@@ -1,0 +1,237 @@
+"""Reading records: questions the keeper's notes answer, made from the notes themselves.
+
+Chat answers a keeper's questions from the notes it retrieves, but a garden's records rarely ask
+what the notes say, so nothing in training shows the student how to find the sentence that
+answers and say it. Reading records do. For each section of a note, one statement (a sentence,
+a list item or a table row) is picked that holds a term no other statement of the notes holds;
+the record asks what the notes say about that term, in the statement's language, and answers
+with the statement. Its prompt carries the notes retrieved for that question, exactly as chat
+would retrieve and show them (so retrieval sometimes misses, as it does in chat, and the record
+then teaches the fact itself).
+
+Nothing here reads the keeper's questions: the records come from the notes alone, are made
+again for every run from the notes as they are then, and are not stored in the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bonsai.records import Record
+
+if TYPE_CHECKING:
+    from bonsai.rag import Hit
+
+CATEGORY = "open_qa"
+MIN_STATEMENT, MAX_STATEMENT = 12, 220
+"""Statements shorter or longer than this (characters) are not asked about."""
+MIN_CJK_STATEMENT = 8
+
+QUESTIONS = {
+    "en": "What do my notes say about {term}?",
+    "ja": "{term}について、メモには何と書いてある？",
+    "zh": "关于{term}，我的笔记里写了什么？",
+}
+REASONINGS = {
+    "en": "My notes on {section} say it.",
+    "ja": "メモの「{section}」に書いてある。",
+    "zh": "笔记“{section}”里写着。",
+}
+
+_LIST_MARK = re.compile(r"^(?:[-*+•]|\d+[.)．、])\s+")
+_TABLE_RULE = re.compile(r"^[\s|:\-]+$")
+_MARKUP = re.compile(r"\*\*|__|`|\[([^\]]*)\]\([^)]*\)")
+_SENTENCE_END = re.compile(
+    r"(?<=[。！？])|(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bMrs\.)(?<!\bvs\.)"
+    r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<=[.!?])\s+(?=[A-Z0-9\"“(])"
+)
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+_LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z'\-]{3,}")
+_KATAKANA_TERM = re.compile(r"[ァ-ヴー]{2,}")
+_HAN_TERM = re.compile(r"(?<![\u3400-\u9fff々0-9０-９])[\u3400-\u9fff々]{2,4}(?![\u3400-\u9fff々])")
+_HAN_FUNCTION = re.compile(r"[的了是在就也都很把被给和与或吗呢吧]")
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
+_STOPWORD_TEXT = """
+    about after again also always because been before being both could does each even every
+    from have here into just like many more most much never once only other over same should
+    some still such than that their them then there these they this those under until very
+    were what when where which while will with would your yours mine ours everything something
+    anything nothing took take takes taken make made makes full works often usually really
+    quite rather almost around below above within without against between through during"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass
+class Statement:
+    text: str
+    language: str
+    terms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Reading:
+    """The reading records of a run and the notes each prompt carries."""
+
+    records: list[Record] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    sections: int = 0
+    """Note sections the records were picked from."""
+
+
+def statement_language(text: str) -> str:
+    """ja when ``text`` has kana, zh when it is Han without kana, else en."""
+    from bonsai.curate.language import script_language
+
+    found = script_language(text, han_hint=None)
+    return found if found in QUESTIONS else "en"
+
+
+def _joined(previous: str, line: str) -> str:
+    if not previous:
+        return line
+    cjk = _CJK_CHAR.match(line) and _CJK_CHAR.search(previous[-1])
+    return previous + ("" if cjk else " ") + line
+
+
+def _blocks(text: str) -> list[str]:
+    """Paragraphs, list items and table rows (as 'first cell: the other cells') of a section."""
+    blocks: list[str] = []
+    current = ""
+    lines = text.splitlines()
+    for n, raw in enumerate(lines):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            blocks.append(current)
+            current = ""
+        elif line.startswith("|"):
+            blocks.append(current)
+            current = ""
+            following = lines[n + 1].strip() if n + 1 < len(lines) else ""
+            header = following.startswith("|") and _TABLE_RULE.match(following)
+            if _TABLE_RULE.match(line) or header:
+                continue  # the rule under a table's header, and the header itself
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            cells = [cell for cell in cells if cell]
+            if len(cells) >= 2:
+                blocks.append(f"{cells[0]}: {', '.join(cells[1:])}")
+        elif _LIST_MARK.match(line):
+            blocks.append(current)
+            current = _LIST_MARK.sub("", line)
+        else:
+            current = _joined(current, line)
+    blocks.append(current)
+    return [_MARKUP.sub(lambda m: m.group(1) or "", b).strip() for b in blocks if b.strip()]
+
+
+def statements(text: str) -> list[Statement]:
+    """The statements of a note section that are long enough to ask about."""
+    found = []
+    for block in _blocks(text):
+        for sentence in _SENTENCE_END.split(block):
+            sentence = _LIST_MARK.sub("", sentence.strip())
+            language = statement_language(sentence)
+            shortest = MIN_CJK_STATEMENT if language != "en" else MIN_STATEMENT
+            if shortest <= len(sentence) <= MAX_STATEMENT:
+                found.append(Statement(sentence, language, candidate_terms(sentence, language)))
+    return found
+
+
+def candidate_terms(text: str, language: str) -> list[str]:
+    """Words a question could name: longer Latin words and acronyms, katakana words, and short
+    runs of Han characters (in Japanese between kana, in Chinese as they stand)."""
+    terms = [m.group(0) for m in _ACRONYM.finditer(text)]
+    terms += [w for w in _LATIN_TERM.findall(text) if w.lower() not in _STOPWORDS]
+    if language in ("ja", "zh"):
+        terms += _KATAKANA_TERM.findall(text)
+        terms += [t for t in _HAN_TERM.findall(text) if not _HAN_FUNCTION.search(t)]
+    return list(dict.fromkeys(terms))
+
+
+def _term_rank(term: str, statement: str) -> tuple[bool, bool, int]:
+    """Names and acronyms first, then words that are not adverbs or verb forms, then length."""
+    named = term.isupper() or (term[0].isupper() and not statement.startswith(term))
+    plain = not term.lower().endswith(("ly", "ed", "ing"))
+    return named, plain, len(term)
+
+
+def unique_term(statement: Statement, frequency: Counter[str]) -> str | None:
+    """The best of the statement's terms (:func:`_term_rank`) that no other statement holds."""
+    unique = [t for t in statement.terms if frequency[t.lower()] == 1]
+    return max(unique, key=lambda t: _term_rank(t, statement.text)) if unique else None
+
+
+def term_frequency(all_statements: list[Statement]) -> Counter[str]:
+    """Term (lower case) → how many statements hold it anywhere in their text."""
+    terms = {term.lower() for statement in all_statements for term in statement.terms}
+    frequency: Counter[str] = Counter()
+    for statement in all_statements:
+        lowered = statement.text.lower()
+        frequency.update(term for term in terms if term in lowered)
+    return frequency
+
+
+def _draw(seed: int, *parts: object) -> str:
+    return hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()
+
+
+def note_sections(conn: sqlite3.Connection) -> list[tuple[int, str, str, str]]:
+    """(chunk id, document title, heading, text) of every section of the garden's notes."""
+    rows = conn.execute(
+        "SELECT c.id, d.title, c.heading, c.text FROM knowledge_chunks c"
+        " JOIN knowledge_documents d ON d.id = c.document_id"
+        " WHERE d.kind = 'file' ORDER BY d.source, c.ordinal"
+    ).fetchall()
+    return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+
+def reading_records(
+    sections: list[tuple[int, str, str, str]],
+    retrieve: Callable[[str, int], list[Hit]],
+    *,
+    seed: int,
+    limit: int,
+    k: int,
+    max_chars: int,
+) -> Reading:
+    """At most ``limit`` reading records, one per note section, with their prompts' notes."""
+    from bonsai.chat.prompts import notes_block
+
+    found = [(section, statements(section[3])) for section in sections]
+    frequency = term_frequency([s for _, section_statements in found for s in section_statements])
+    candidates: list[tuple[str, Record]] = []
+    for (chunk_id, title, heading, _), section_statements in found:
+        askable = [(s, unique_term(s, frequency)) for s in section_statements]
+        askable = [(s, t) for s, t in askable if t is not None]
+        if not askable:
+            continue
+        # A statement with a number in it is a fact worth asking about; the draw breaks ties.
+        statement, term = min(
+            askable,
+            key=lambda st: (not re.search(r"\d", st[0].text), _draw(seed, chunk_id, st[0].text)),
+        )
+        assert term is not None
+        section = heading.split(" > ")[-1] if heading else title
+        language = statement.language
+        record = Record(
+            id=f"reading-{chunk_id}",
+            instruction=QUESTIONS[language].format(term=term),
+            output=statement.text,
+            category=CATEGORY,
+            language=language,
+            reasoning=REASONINGS[language].format(section=section),
+        )
+        candidates.append((_draw(seed, "pick", chunk_id), record))
+    picked = [record for _, record in sorted(candidates, key=lambda c: c[0])[: max(0, limit)]]
+    reading = Reading(sections=len(sections))
+    for record in sorted(picked, key=lambda r: r.id):
+        reading.records.append(record)
+        text = notes_block(retrieve(record.instruction, k), max_chars)
+        if text:
+            reading.notes[record.id] = text
+    return reading

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,9 @@ def test_a_run_adds_reading_records_from_the_gardens_notes(
     RecordStore(garden.db).apply(
         "d", [Change(None, r) for r in records], kind="import", description="t"
     )
-    args = TrainArgs(dataset="d", base_model=str(tiny_model_dir), layout="alpaca", from_run="base")
+    args = TrainArgs(
+        dataset="d", base_model=str(tiny_model_dir), layout="alpaca", from_run="base", reading="on"
+    )
     without_notes = prepare(garden, args)
     assert not any(e.record_id.startswith("reading-") for e in without_notes.train)
 
@@ -118,12 +121,14 @@ def test_a_run_adds_reading_records_from_the_gardens_notes(
     prep = prepare(garden, args)
     reading = {e.record_id for e in prep.train if e.record_id.startswith("reading-")}
     said = [note for note in prep.notes if "reading records from" in note]
-    assert said and said[0].endswith("note sections (--reading auto)")
+    assert said and said[0].endswith("note sections (--reading on)")
     made = int(said[0].split()[0])
     assert 0 < len(reading) <= made <= len(prep.split.train) // 4  # at most a quarter as many
     assert not any(e.record_id.startswith("reading-") for e in prep.val)
-    off = prepare(garden, TrainArgs(**{**args.__dict__, "reading": "off"}))
+    off = prepare(garden, replace(args, reading="off"))
     assert not any(e.record_id.startswith("reading-") for e in off.train)
+    default = TrainArgs(dataset="d", base_model=str(tiny_model_dir), layout="alpaca")
+    assert default.reading == "off"
     garden.close()
 
 

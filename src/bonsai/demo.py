@@ -60,8 +60,8 @@ class Budget:
 
 
 # Measured here (2 cores): Gemma 3 270M trains with LoRA at about 280 tokens/s (bf16) and answers
-# at 40-60 tokens/s. With notes in the prompts and the reading records, an epoch of the sample is
-# about 170,000 training tokens (some 260 steps of 640 tokens).
+# at 40-60 tokens/s. With notes in the prompts, an epoch of the sample is about 136,000 training
+# tokens (300 steps of 640 tokens).
 QUICK = Budget(
     max_steps=24,
     epochs=None,
@@ -85,7 +85,7 @@ FULL = Budget(
     eval_every=60,
 )
 """About 13 minutes on a 2-core CPU: 180 steps of 640 tokens from the nursery stock (about
-115,000 tokens, two thirds of an epoch), validation loss three times, the whole validation
+115,000 tokens, most of an epoch), validation loss three times, the whole validation
 split, probes, and the loss-outlier check over every training record. (A whole epoch, 300 steps
 with ten validations, took 17.7 minutes here: over the 15 a first `make demo` may take.)"""
 

@@ -127,9 +127,8 @@ def train(
     reading: Annotated[
         str | None,
         typer.Option(
-            help="Reading records: auto (questions made from the garden's notes, answered with "
-            "the sentence that holds the answer, so the student learns to answer from notes) or "
-            "off. Default: auto.",
+            help="Reading records: on (questions made from the garden's notes, each answered "
+            "with the sentence that holds the answer) or off. Default: off.",
             show_default=False,
         ),
     ] = None,

@@ -61,7 +61,7 @@ class Budget:
 
 # Measured here (2 cores): Gemma 3 270M trains with LoRA at about 280 tokens/s (bf16) and answers
 # at 40-60 tokens/s. With notes in the prompts, an epoch of the sample is about 136,000 training
-# tokens (300 steps of 640 tokens).
+# tokens (300 steps of up to 640 tokens; packed, a step holds about 455).
 QUICK = Budget(
     max_steps=24,
     epochs=None,
@@ -84,10 +84,11 @@ FULL = Budget(
     batch_tokens=640,
     eval_every=60,
 )
-"""About 13 minutes on a 2-core CPU: 180 steps of 640 tokens from the nursery stock (about
-115,000 tokens, most of an epoch), validation loss three times, the whole validation
-split, probes, and the loss-outlier check over every training record. (A whole epoch, 300 steps
-with ten validations, took 17.7 minutes here: over the 15 a first `make demo` may take.)"""
+"""About 12 minutes on a 2-core CPU: 180 steps of up to 640 tokens from the nursery stock
+(about 83,000 tokens, 60% of an epoch), validation loss three times, the whole validation split,
+probes, and the loss-outlier check over every training record. A first `make demo` from a fresh
+clone, setup and the student's conversion included, took 13.1 minutes here; a whole epoch (300
+steps, ten validations) took 17.7 minutes for the demo alone."""
 
 
 @dataclass
@@ -97,7 +98,7 @@ class DemoArgs:
     garden: Path = DEFAULT_GARDEN
     """Folder of the demo garden (recreated if it is a demo garden already)."""
     quick: bool = False
-    """The quick budget (about 4 minutes here) instead of the full one (about 13)."""
+    """The quick budget (about 4 minutes here) instead of the full one (about 12)."""
     base_model: str | None = None
     """Student to fine-tune (default: the garden's, i.e. the embedded Gemma 3 270M). Tests pass
     a tiny model folder."""

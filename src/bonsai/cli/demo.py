@@ -48,7 +48,7 @@ def demo(
     backend unless a teacher is configured), fine-tunes the embedded Gemma 3
     270M with LoRA, evaluates it against the base model, and adds the sample
     notes to the knowledge base. Then it prints where the report is and how
-    to chat. About 13 minutes on a 2-core CPU; --quick takes about 4.
+    to chat. About 12 minutes on a 2-core CPU; --quick takes about 4.
     """
     from bonsai.demo import DemoArgs, run_demo
 

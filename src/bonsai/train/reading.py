@@ -2,12 +2,13 @@
 
 Chat answers a keeper's questions from the notes it retrieves, but a garden's records rarely ask
 what the notes say, so nothing in training shows the student how to find the sentence that
-answers and say it. Reading records do. For each section of a note, one statement (a sentence,
-a list item or a table row) is picked that holds a term no other statement of the notes holds;
-the record asks what the notes say about that term, in the statement's language, and answers
-with the statement. Its prompt carries the notes retrieved for that question, exactly as chat
-would retrieve and show them (so retrieval sometimes misses, as it does in chat, and the record
-then teaches the fact itself).
+answers and say it. Reading records try to (``bonsai train --reading on``; off by default, as
+they did not measurably help: docs/training.md has the table). For each section of a note, one
+statement (a sentence, a list item or a table row) is picked that holds a term no other
+statement of the notes holds; the record asks what the notes say about that term, in the
+statement's language, and answers with the statement. Its prompt carries the notes retrieved
+for that question, exactly as chat would retrieve and show them (so retrieval sometimes misses,
+as it does in chat, and the record then teaches the fact itself).
 
 Nothing here reads the keeper's questions: the records come from the notes alone, are made
 again for every run from the notes as they are then, and are not stored in the dataset.

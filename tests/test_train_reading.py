@@ -53,9 +53,9 @@ def test_the_term_asked_about_is_held_by_no_other_statement() -> None:
     same = statements("The banneton is 22 cm wide. The banneton is 8 cm deep.")
     frequency = term_frequency(same)
     assert [unique_term(s, frequency) for s in same] == ["wide", "deep"]
-    only_shared = statements("The banneton is 22 cm. The banneton is old.")
+    only_shared = statements("The banneton is 22 cm. The banneton is 8 cm.")
     assert [unique_term(s, term_frequency(only_shared)) for s in only_shared] == [None, None]
-    named = statements("Kumo is fed with rye flour at 21:00. The rye flour is organic.")
+    named = statements("At 21:00 I refresh Kumo with flour. The flour is organic.")
     assert unique_term(named[0], term_frequency(named)) == "Kumo"  # a name before a longer word
 
 

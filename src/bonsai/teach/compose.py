@@ -84,25 +84,31 @@ class Features:
     target: str | None
 
 
-def key_terms(instruction: str, limit: int = 2) -> list[str]:
-    """A few words that say what the instruction is about, in the order they appear."""
-    quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(instruction)]
-    if quoted:
-        return quoted[:limit]
+def term_candidates(text: str) -> list[tuple[float, int, str]]:
+    """(weight, position, term) of each word that could say what ``text`` is about: longer
+    English words (names weigh more) and CJK runs, without stop words; heavier is better."""
     candidates: list[tuple[float, int, str]] = []
-    for position, match in enumerate(_EN_WORD.finditer(instruction)):
+    for position, match in enumerate(_EN_WORD.finditer(text)):
         word = re.sub(r"'s$", "", match.group(0)).strip("'-")
         if word.lower() in _EN_STOP or len(word) < 3:
             continue
         # Names (capitalised, not first in the sentence) say most about the topic.
         capital = word[0].isupper() and match.start() > 0
         candidates.append((len(word) + (4 if capital else 0), position, word))
-    for position, match in enumerate(_CJK_RUN.finditer(instruction), start=1000):
+    for position, match in enumerate(_CJK_RUN.finditer(text), start=1000):
         run = match.group(0)
         if run in _CJK_STOP or len(run) > 6:  # a long Chinese run is a phrase, not a term
             continue
         candidates.append((len(run) * 2.5, position, run))
-    best = sorted(candidates, key=lambda c: (-c[0], c[1]))[:limit]
+    return candidates
+
+
+def key_terms(instruction: str, limit: int = 2) -> list[str]:
+    """A few words that say what the instruction is about, in the order they appear."""
+    quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(instruction)]
+    if quoted:
+        return quoted[:limit]
+    best = sorted(term_candidates(instruction), key=lambda c: (-c[0], c[1]))[:limit]
     seen: list[str] = []
     for _, _, word in sorted(best, key=lambda c: c[1]):
         if word not in seen:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bonsai.records import Record
+from bonsai.teach.compose import term_candidates
 
 if TYPE_CHECKING:
     from bonsai.rag import Hit
@@ -46,6 +47,7 @@ REASONINGS = {
 }
 
 _LIST_MARK = re.compile(r"^(?:[-*+•]|\d+[.)．、])\s+")
+"""A list item's mark: it needs the space after it, so "1.7 mg" keeps its number."""
 _TABLE_RULE = re.compile(r"^[\s|:\-]+$")
 _MARKUP = re.compile(r"\*\*|__|`|\[([^\]]*)\]\([^)]*\)")
 _SENTENCE_END = re.compile(
@@ -53,19 +55,6 @@ _SENTENCE_END = re.compile(
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<=[.!?])\s+(?=[A-Z0-9\"“(])"
 )
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
-_LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z'\-]{3,}")
-_KATAKANA_TERM = re.compile(r"[ァ-ヴー]{2,}")
-_HAN_TERM = re.compile(r"(?<![\u3400-\u9fff々0-9０-９])[\u3400-\u9fff々]{2,4}(?![\u3400-\u9fff々])")
-_HAN_FUNCTION = re.compile(r"[的了是在就也都很把被给和与或吗呢吧]")
-_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
-_STOPWORD_TEXT = """
-    about after again also always because been before being both could does each even every
-    from have here into just like many more most much never once only other over same should
-    some still such than that their them then there these they this those under until very
-    were what when where which while will with would your yours mine ours everything something
-    anything nothing took take takes taken make made makes full works often usually really
-    quite rather almost around below above within without against between through during"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 @dataclass
@@ -139,32 +128,20 @@ def statements(text: str) -> list[Statement]:
             language = statement_language(sentence)
             shortest = MIN_CJK_STATEMENT if language != "en" else MIN_STATEMENT
             if shortest <= len(sentence) <= MAX_STATEMENT:
-                found.append(Statement(sentence, language, candidate_terms(sentence, language)))
+                found.append(Statement(sentence, language, candidate_terms(sentence)))
     return found
 
 
-def candidate_terms(text: str, language: str) -> list[str]:
-    """Words a question could name: longer Latin words and acronyms, katakana words, and short
-    runs of Han characters (in Japanese between kana, in Chinese as they stand)."""
-    terms = [m.group(0) for m in _ACRONYM.finditer(text)]
-    terms += [w for w in _LATIN_TERM.findall(text) if w.lower() not in _STOPWORDS]
-    if language in ("ja", "zh"):
-        terms += _KATAKANA_TERM.findall(text)
-        terms += [t for t in _HAN_TERM.findall(text) if not _HAN_FUNCTION.search(t)]
-    return list(dict.fromkeys(terms))
-
-
-def _term_rank(term: str, statement: str) -> tuple[bool, bool, int]:
-    """Names and acronyms first, then words that are not adverbs or verb forms, then length."""
-    named = term.isupper() or (term[0].isupper() and not statement.startswith(term))
-    plain = not term.lower().endswith(("ly", "ed", "ing"))
-    return named, plain, len(term)
+def candidate_terms(text: str) -> list[str]:
+    """The words a question could name (:func:`bonsai.teach.compose.term_candidates`), the best
+    first."""
+    ranked = sorted(term_candidates(text), key=lambda c: (-c[0], c[1]))
+    return list(dict.fromkeys(term for _, _, term in ranked))
 
 
 def unique_term(statement: Statement, frequency: Counter[str]) -> str | None:
-    """The best of the statement's terms (:func:`_term_rank`) that no other statement holds."""
-    unique = [t for t in statement.terms if frequency[t.lower()] == 1]
-    return max(unique, key=lambda t: _term_rank(t, statement.text)) if unique else None
+    """The best of the statement's terms that no other statement holds."""
+    return next((t for t in statement.terms if frequency[t.lower()] == 1), None)
 
 
 def term_frequency(all_statements: list[Statement]) -> Counter[str]:

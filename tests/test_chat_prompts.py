@@ -11,6 +11,7 @@ from bonsai.chat.prompts import (
     note_label,
     notes_block,
     notes_that_fit,
+    split_given_text,
     translation_request,
 )
 
@@ -100,3 +101,36 @@ def test_notes_come_first_with_one_place_kept_for_a_record() -> None:
     assert notes_first([r1, r2, n1, r3], 3) == [r1, r2, n1]  # too few notes: records fill in
     assert notes_first([r1, r2], 3) == [r1, r2]
     assert notes_first(pool, 1) == [n1]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "Where did she hide?\n\nThe report: under the bed.",
+            ("Where did she hide?", "The report: under the bed."),
+        ),
+        (
+            "この記録から答えてください：\n\n体重4.2kg。\n\n食欲あり。",
+            ("この記録から答えてください：", "体重4.2kg。\n\n食欲あり。"),
+        ),
+        (
+            "根据留言回答。\n　\n麻糬二十分钟就吃完了。",
+            ("根据留言回答。", "麻糬二十分钟就吃完了。"),
+        ),
+        ("How much does Mochi weigh?", ("How much does Mochi weigh?", "")),
+        (
+            "She eats twice a day.\n\nIs that enough?",
+            ("She eats twice a day.\n\nIs that enough?", ""),
+        ),
+        (
+            "My cat is old\nand slow.\n\nShe sleeps a lot.",
+            ("My cat is old\nand slow.\n\nShe sleeps a lot.", ""),
+        ),
+        ("  Summarise:\n\n\n  ", ("Summarise:", "")),
+    ],
+)
+def test_a_message_splits_into_request_and_given_text(
+    message: str, expected: tuple[str, str]
+) -> None:
+    assert split_given_text(message) == expected

@@ -187,3 +187,22 @@ def test_an_interrupted_answer_is_logged_as_cancelled_with_what_was_written(
     (turn,) = store.list_turns(garden.db)
     assert turn.status == "cancelled" and turn.finish_reason == "cancelled"
     assert turn.answer == "".join(shown).strip() and turn.answer
+
+
+def test_a_text_given_with_the_question_is_the_records_input(
+    garden: Garden, engine: TransformersGenerator
+) -> None:
+    """As in a closed_qa record: the request is the instruction, the text under it the input."""
+    session = session_for(garden, engine, layout="bonsai-multitask")
+    report = "Ms. Sato's visit report, 4 August: Mochi stayed under the bed the whole time."
+    turn = session.ask(f"According to this report, where did Mochi spend the visit?\n\n{report}")
+    prompt = turn.log.rendered_prompt
+    assert "### Category: closed_qa" in prompt and turn.log.category == "closed_qa"
+    assert (
+        "### Instruction:\nAccording to this report, where did Mochi spend the visit?\n\n"
+        f"### Input:\n{report}\n\n### Response:\n"
+    ) in prompt
+    assert turn.log.prompt.endswith(report)  # the log keeps the message as it was typed
+    # A message that leads up to its question stays one instruction.
+    whole = session.ask("She eats two pouches a day.\n\nIs that enough?")
+    assert "### Input:" not in whole.log.rendered_prompt

@@ -127,3 +127,17 @@ def test_build_results_and_promotion_verdict() -> None:
         ),
         "base",
     )["not_worse"]
+
+
+def test_open_ended_replies_are_scored_against_the_keepers_answer_and_language() -> None:
+    item = Item("b", "val", "brainstorming", "ja", "q", "", "毎月体重を量る。食欲と水の量を見る。")
+    close = score_answer(item, "毎月体重を量ります。食欲も見ます。")
+    far = score_answer(item, "I would go for a walk in the park.")
+    assert close["ref_chrf"] > far["ref_chrf"] + 20
+    assert close["in_language"] == 1.0 and far["in_language"] == 0.0
+    # Unique questions get the language check too; translations keep their target language.
+    assert score_answer(_item("open_qa", "東京", "ja"), "東京です。")["in_language"] == 1.0
+    translation = score_answer(_item("translation", "Hi.", "ja-en"), "Hi.")
+    assert "in_language" not in translation and "ref_chrf" not in translation
+    assert "ref_chrf" not in score_answer(_item("question_to_question"), "Why? When?")
+    assert "in_language" not in score_answer(_item("creative"), "   ")

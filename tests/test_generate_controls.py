@@ -14,6 +14,7 @@ from bonsai.generate.controls import (
     LoopWatch,
     apply_controls,
     choose_token,
+    digit_tokens,
     first_stop,
     held_back,
 )
@@ -135,3 +136,16 @@ def test_with_stop_merges_without_duplicates_and_greedy_flag() -> None:
     assert deterministic_args().greedy and GenerateArgs(temperature=0).greedy
     assert not GenerateArgs().greedy
     assert args.to_dict()["stop"] == ["a", "b"]
+
+
+def test_a_digit_inside_a_number_is_not_penalised_but_a_new_number_is() -> None:
+    digits = digit_tokens(enumerate(["a", "2", "▁7", "cm", "２", "22x", "²"]))
+    assert digits == {1, 2, 4, 6}
+    args = GenerateArgs(repetition_penalty=2.0, no_repeat_ngram_size=0)
+    state = AnswerState(0, digits)
+    state.add(1)  # "2"
+    out = apply_controls(torch.tensor([1.0, 4.0, 1.0, 4.0]), state, args)
+    assert out.tolist() == [1.0, 4.0, 1.0, 4.0]  # "2" may come again: "22"
+    state.add(3)  # "cm"
+    out = apply_controls(torch.tensor([1.0, 4.0, 1.0, 4.0]), state, args)
+    assert out.tolist() == [1.0, 2.0, 1.0, 2.0]  # a new number's "2" is penalised, as is "cm"

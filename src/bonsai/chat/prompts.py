@@ -1,12 +1,13 @@
 """Turning a chat question into a record the student knows how to answer.
 
 The student was trained on records (instruction, input, category, language, reasoning), so a
-question becomes one: the question is the instruction; retrieved notes go in the layout's notes
-section, as clean text with a short label (never a file path: citations are shown to the person,
-not copied by the model); a server client's system message and the conversation so far become the
-input; the category is the mode's (``question_to_question``), ``translation`` for a request to
-translate (its language then names both sides, ``ja-en``), or the one the question looks like;
-the language is detected.
+question becomes one: the question is the instruction, and a text the message carries for it to
+read (:func:`split_given_text`) the input, as in the records; retrieved notes go in the layout's
+notes section, as clean text with a short label (never a file path: citations are shown to the
+person, not copied by the model); a server client's system message and the conversation so far
+join the input; the category is the mode's (``question_to_question``), ``translation`` for a
+request to translate (its language then names both sides, ``ja-en``), or the one the question
+looks like; the language is detected.
 
 A layout that does not show the category (``alpaca``, and the base model) cannot know that it
 should answer with questions, so question-to-question mode then spells it out as the instruction
@@ -113,6 +114,31 @@ def _text_to_translate(question: str) -> str:
     return after.group(1) if after else ""
 
 
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000]*\n")
+_QUESTION_END = ("?", "？")
+
+
+def split_given_text(message: str) -> tuple[str, str]:
+    """(request, given text) of a chat message; the given text is "" for a message that is all
+    request.
+
+    A record keeps the text to read apart from its request (the layout's ``### Input:`` section,
+    where closed_qa, classification and translation records hold it); in chat a person types both
+    in one message, the request first: "Where did Mochi spend the visit?" then a blank line and
+    the visit report. So a message is taken apart at its first blank line when the part before
+    it is a single line and the message does not end with a question (a message that leads up
+    to its question, "She eats twice a day.\n\nIs that enough?", stays whole).
+    """
+    text = message.strip()
+    parts = _PARAGRAPH_BREAK.split(text, maxsplit=1)
+    if len(parts) < 2:
+        return text, ""
+    request, given = parts[0].strip(), parts[1].strip()
+    if not request or not given or "\n" in request or text.endswith(_QUESTION_END):
+        return text, ""
+    return request, given
+
+
 def guess_category(question: str, context: str, mode: str) -> str:
     if mode == Q2Q:
         return Q2Q
@@ -187,13 +213,15 @@ def history_block(history: Sequence[tuple[str, str]], max_chars: int) -> str:
 class PromptParts:
     """What goes into the record besides the question."""
 
+    given: str = ""
+    """The text the message gives to read (:func:`split_given_text`)."""
     system: str = ""
     history: str = ""
     notes: str = ""
     """The notes section (:func:`notes_block`); the layout renders it, not the input."""
 
     def input_text(self) -> str:
-        return "\n\n".join(part for part in (self.system, self.history) if part)
+        return "\n\n".join(part for part in (self.given, self.system, self.history) if part)
 
 
 def build_record(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bonsai.chat import store
 from bonsai.chat.prompts import (
     ANSWER,
+    Q2Q,
     PromptParts,
     build_record,
     guess_category,
@@ -23,6 +24,7 @@ from bonsai.chat.prompts import (
     normalise_mode,
     notes_block,
     notes_that_fit,
+    split_given_text,
 )
 from bonsai.db.connection import transaction
 from bonsai.errors import BonsaiError
@@ -247,18 +249,20 @@ class ChatSession:
         use_rag = args.rag if rag is None else rag
         gen_args = (generate_args or args.generate).with_stop(self.layout.stop)
 
-        language = self.detect_language(question)
+        request, given = (question.strip(), "") if mode == Q2Q else split_given_text(question)
+        language = self.detect_language(request) or self.detect_language(question)
         hits = self.retriever(question, args.k) if use_rag else []
         hits = notes_that_fit(hits, args.max_notes_chars)
         while True:
             parts = PromptParts(
+                given=given,
                 system=system.strip(),
                 history=history_block(history, args.max_history_chars),
                 notes=notes_block(hits, args.max_notes_chars),
             )
-            category = guess_category(question, parts.input_text(), mode)
+            category = guess_category(request, parts.input_text(), mode)
             record = build_record(
-                question,
+                request,
                 mode=mode,
                 parts=parts,
                 language=language,

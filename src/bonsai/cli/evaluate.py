@@ -133,7 +133,8 @@ def eval_command(
     exactly as `bonsai chat` asks: the same prompt, with the notes retrieval
     finds (--no-rag: without). Scores: facts recall on probes, contains/exact
     match (QA), the label (classification), chrF per direction and the reply
-    in the target language (translation), replies with two or more questions
+    in the target language (translation), chrF against the keeper's answer
+    (brainstorming, creative), replies with two or more questions
     (question_to_question), loops everywhere; repeated lines, distinct-n and
     length; deltas with 95% bootstrap intervals. Diagnostics: memorisation,
     suspected contradictions, loss by category and language. Writes a
@@ -235,6 +236,8 @@ SIDE_BY_SIDE = {
     "closed_qa": ("facts", "contains"),
     "classification": ("label",),
     "translation": ("chrf", "target_language"),
+    "brainstorming": ("ref_chrf",),
+    "creative": ("ref_chrf",),
     "question_to_question": ("two_questions",),
 }
 """Per category, the numbers a keeper reads first; loops are shown for every category."""

@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 from bonsai.evaluate.results import summary_cell
-from bonsai.evaluate.scoring import HEADLINE
+from bonsai.evaluate.scoring import CHRF_METRICS, HEADLINE
 
 MODEL_COLOURS = {"base": "#9aa5b1", "parent": "#e0a458", "tuned": "#2f855a", "alpaca": "#3182ce"}
 """One colour per model in every chart, so the eye can follow a model across pictures."""
@@ -108,7 +108,7 @@ def category_bars(summary: dict[str, dict[str, Any]], models: list[dict[str, Any
         panel.bar(names, means, yerr=errors, color=colours, capsize=4)
         panel.set_title(category, fontsize=10)
         panel.set_ylabel(label if len(label) < 28 else metric, fontsize=7)
-        top = 100.0 if metric == "chrf" else 1.0
+        top = 100.0 if metric in CHRF_METRICS else 1.0
         panel.set_ylim(0, top * 1.05)
         panel.grid(axis="y", alpha=0.3)
         for x, mean in enumerate(means):

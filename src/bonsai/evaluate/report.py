@@ -18,7 +18,7 @@ from typing import Any
 
 from bonsai.errors import BonsaiError
 from bonsai.evaluate.results import Delta, delta_of, deltas_against, metric_cell
-from bonsai.evaluate.scoring import HEADLINE, LOWER_IS_BETTER
+from bonsai.evaluate.scoring import CHRF_METRICS, HEADLINE, LOWER_IS_BETTER
 from bonsai.records import CATEGORIES
 
 SAMPLES_PER_CATEGORY = 3
@@ -32,6 +32,8 @@ METRIC_LABELS = {
     "chrf": "chrF (mean of sentences)",
     "corpus_chrf": "chrF (corpus)",
     "target_language": "reply in the target language",
+    "in_language": "reply in the item's language",
+    "ref_chrf": "chrF against the keeper's answer",
     "loop": "caught in a loop",
     "loop_free": "not in a loop",
     "repeated_lines": "repeated-line ratio",
@@ -110,7 +112,7 @@ def _fmt(value: Any, metric: str | None = None) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        if metric in ("chrf", "corpus_chrf", "length"):
+        if metric in CHRF_METRICS or metric == "length":
             return f"{value:.1f}"
         return f"{value:.3f}"
     return str(value)
@@ -134,14 +136,11 @@ def _trend(metric: str, delta: Delta | None) -> str:
 def _delta_text(metric: str, delta: Delta | None) -> str:
     if not delta or delta.delta is None:
         return "–"
-    text = f"{delta.delta:+.3f}" if metric not in ("chrf", "length") else f"{delta.delta:+.1f}"
+    wide = metric in CHRF_METRICS or metric == "length"
+    text = f"{delta.delta:+.1f}" if wide else f"{delta.delta:+.3f}"
     if delta.low is not None and delta.high is not None:
         lo, hi = delta.low, delta.high
-        text += (
-            f" [{lo:+.2f}, {hi:+.2f}]"
-            if metric not in ("chrf", "length")
-            else f" [{lo:+.1f}, {hi:+.1f}]"
-        )
+        text += f" [{lo:+.1f}, {hi:+.1f}]" if wide else f" [{lo:+.2f}, {hi:+.2f}]"
     else:
         text += " (n<5, no CI)"
     return text
@@ -419,15 +418,21 @@ def _glance(results: dict[str, Any]) -> str:
                 ", ".join(f"{c} {100 * (1 - guessed[c]):.0f}%" for c in wrong) + "."
             )
     if against:
-        better = worse = 0
-        for category, deltas in deltas_against(results, against).items():
+        better = worse = ahead = behind = 0
+        compared = deltas_against(results, against)
+        for category, deltas in compared.items():
             metric, _ = HEADLINE[category]
-            trend = _trend(metric, deltas.get(metric))
+            delta = deltas.get(metric)
+            trend = _trend(metric, delta)
             better += trend == "up"
             worse += trend == "down"
+            if delta is not None and delta.delta is not None:
+                ahead += delta.delta > 0
+                behind += delta.delta < 0
         text += (
-            f" Against {against}, {primary} is clearly better in {better} and clearly worse in "
-            f"{worse} categor{'y' if worse == 1 else 'ies'} (95% bootstrap intervals that exclude "
+            f" Against {against}, {primary} is ahead on the mean of the headline metric in "
+            f"{ahead} of {len(compared)} categories and behind in {behind}; clearly better in "
+            f"{better} and clearly worse in {worse} (95% bootstrap intervals that exclude "
             "zero); the rest is within noise at this sample size."
         )
     return text

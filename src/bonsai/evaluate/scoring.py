@@ -12,10 +12,13 @@ Which numbers matter depends on the category (DESIGN.md, "The seven categories")
   for classification, the label the reply gives (the whole reply or its first part);
 - translation: chrF, per direction, and the share of replies in the target language;
 - creative (brainstorming, creative, question_to_question): loops, repeated lines, distinct-n,
-  length; question_to_question also the share of sentences that are questions and the share of
+  length; brainstorming and creative also chrF against the record's answer (there is no one right
+  answer, so this measures how close the reply comes to the keeper's own, in words and
+  language); question_to_question the share of sentences that are questions and the share of
   replies that ask at least two.
 
-Loops are measured in every category.
+Loops are measured in every category, and outside translation and classification whether the
+reply is in the language of the item (where its language can be told).
 """
 
 from __future__ import annotations
@@ -45,19 +48,23 @@ from bonsai.evaluate.metrics import (
 from bonsai.records import CATEGORIES, REASONING_MAX_LINES, REASONING_MAX_WORDS
 
 QA_CATEGORIES = ("open_qa", "closed_qa", "classification")
+OPEN_ENDED = ("brainstorming", "creative")
+"""Categories without one right answer: scored against the record's answer by chrF."""
 
 HEADLINE: dict[str, tuple[str, str]] = {
     "open_qa": ("contains", "answer contains the reference"),
     "closed_qa": ("contains", "answer contains the reference"),
     "classification": ("label", "exact label"),
     "translation": ("chrf", "chrF"),
-    "brainstorming": ("loop_free", "answers not caught in a loop"),
-    "creative": ("loop_free", "answers not caught in a loop"),
+    "brainstorming": ("ref_chrf", "chrF against the keeper's answer"),
+    "creative": ("ref_chrf", "chrF against the keeper's answer"),
     "question_to_question": ("two_questions", "replies asking two or more questions"),
 }
 """The one number per category that the report's bars show (higher is better for all)."""
 
 LOWER_IS_BETTER = frozenset({"loop", "repeated_lines", "val_loss"})
+CHRF_METRICS = frozenset({"chrf", "ref_chrf", "corpus_chrf"})
+"""Metrics on chrF's 0–100 scale (the others are shares from 0 to 1, or lengths)."""
 
 
 @dataclass
@@ -170,6 +177,13 @@ def score_answer(
         target = item.target(detect)
         if target:
             scores["target_language"] = float(detect(answer) == target)
+    if item.category not in ("translation", "classification") and item.language:
+        # A label, or a reply too short to tell ("4.2 kg"), says nothing about its language.
+        found = (detect or detect_language)(answer) if answer.strip() else None
+        if found and "-" not in item.language:
+            scores["in_language"] = float(found == item.language)
+    if item.category in OPEN_ENDED and item.reference.strip():
+        scores["ref_chrf"] = sentence_chrf(answer, item.reference)
     looping = cut_loop or is_looping(answer)
     scores["loop"] = float(looping)
     scores["loop_free"] = 1.0 - float(looping)

@@ -29,7 +29,8 @@ class GenerateArgs:
     it off. Also spares sorting the whole vocabulary for every token."""
     repetition_penalty: float = 1.15
     """Divides the score of every token already generated (HF/CTRL style); 1.0 turns it off.
-    Applied to the answer only, not the prompt, so quoting retrieved notes is not punished."""
+    Applied to the answer only, not the prompt, so quoting retrieved notes is not punished, and
+    not to a digit that continues a number ("22", "100")."""
     no_repeat_ngram_size: int = 6
     """A sequence of this many tokens never appears twice in the answer; 0 turns it off. Long
     enough for ordinary phrases ("the cat") to recur, short enough to break sentence loops."""

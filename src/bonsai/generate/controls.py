@@ -4,7 +4,10 @@ The base student falls into loops ("富士山は、日本で一番高い山で�
 controls work together, all on the answer's tokens only (never the prompt, whose retrieved notes
 an answer should be free to quote):
 
-- a repetition penalty on every token already generated;
+- a repetition penalty on every token already generated, except a digit that continues a number:
+  numbers are written one digit a token, and "22 cm", "100 g" or "2024" repeat a digit without
+  the answer repeating itself (penalised, the student wrote "20 cm" for a note's 22 cm). A
+  number's first digit is penalised as any token is, so one number does not become every number;
 - a ban on repeating any n-gram of the answer;
 - a loop detector that ends the answer once its tail is one block repeated back to back, and
   cuts the repeats off.
@@ -15,6 +18,7 @@ These are plain functions over a logits row and a token list, so every engine sh
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,6 +39,8 @@ class AnswerState:
     """The answer so far, with the indexes the controls need, updated one token at a time."""
 
     ngram_size: int
+    digits: frozenset[int] = frozenset()
+    """The engine's digit tokens (:func:`digit_tokens`)."""
     tokens: list[int] = field(default_factory=list)
     seen: dict[int, None] = field(default_factory=dict)
     """Distinct tokens in order of first use (a dict keeps insertion order)."""
@@ -49,6 +55,13 @@ class AnswerState:
             prefix = tuple(self.tokens[len(self.tokens) - n : -1])
             self.followers.setdefault(prefix, set()).add(token)
 
+    def penalised(self) -> list[int]:
+        """Tokens the repetition penalty lowers now: every token used, but no digit while the
+        answer is in the middle of a number."""
+        if self.tokens and self.tokens[-1] in self.digits:
+            return [token for token in self.seen if token not in self.digits]
+        return list(self.seen)
+
     def banned(self) -> set[int]:
         """Tokens that would complete an n-gram the answer already has."""
         n = self.ngram_size
@@ -58,17 +71,23 @@ class AnswerState:
         return self.followers.get(prefix, set())
 
 
+def digit_tokens(pieces: Iterable[tuple[int, str]]) -> frozenset[int]:
+    """The ids among ``(id, text)`` pieces whose text is digits only ("7", "▁7", "７")."""
+    return frozenset(i for i, piece in pieces if piece.strip(" ▁Ġ").isdigit())
+
+
 def apply_controls(logits: torch.Tensor, state: AnswerState, args: GenerateArgs) -> torch.Tensor:
     """Penalise repeats and forbid repeated n-grams, in place on a float32 (vocab,) row."""
     import torch
 
-    if args.repetition_penalty != 1.0 and state.seen:
-        ids = torch.tensor(list(state.seen), dtype=torch.long)
+    repeated = state.penalised() if args.repetition_penalty != 1.0 else []
+    if repeated:
+        ids = torch.tensor(repeated, dtype=torch.long)
         scores = logits.index_select(0, ids)
-        penalised = torch.where(
+        lowered = torch.where(
             scores > 0, scores / args.repetition_penalty, scores * args.repetition_penalty
         )
-        logits.index_copy_(0, ids, penalised)
+        logits.index_copy_(0, ids, lowered)
     banned = state.banned()
     if banned:
         logits.index_fill_(0, torch.tensor(list(banned), dtype=torch.long), -math.inf)

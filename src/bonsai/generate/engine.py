@@ -26,6 +26,7 @@ from bonsai.generate.controls import (
     LoopWatch,
     apply_controls,
     choose_token,
+    digit_tokens,
     first_stop,
     held_back,
 )
@@ -211,6 +212,8 @@ class TransformersGenerator:
         limit = getattr(model.config, "max_position_embeddings", None) or DEFAULT_MAX_CONTEXT
         self.max_context = min(max_context or DEFAULT_MAX_CONTEXT, limit)
         self.eos_ids = _eos_ids(model, tokenizer)
+        vocabulary = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self.digits = digit_tokens(enumerate(vocabulary))
         from bonsai.generate.gemma_step import supports
 
         lean = self.lean_step and supports(self.model)
@@ -239,6 +242,7 @@ class TransformersGenerator:
             len(ids),
             args,
             holder,
+            self.digits,
         )
         return TextStream(text, holder, prompt_tokens=len(ids))
 
@@ -295,13 +299,15 @@ def stream_text(
     prompt_tokens: int,
     args: GenerateArgs,
     holder: dict[str, Generation],
+    digits: frozenset[int] = frozenset(),
 ) -> Iterator[str]:
     """Text deltas of the answer made of the tokens ``choose(state)`` yields (the engine picks
     them with the answer's :class:`AnswerState`): stops at an end token, a stop sequence or a
     loop, and holds back whatever a stop sequence or a loop could still take away, so that
     nothing streamed is ever taken back. Every engine shares this, so all of them stream and
-    stop alike. The result goes into ``holder``."""
-    state = AnswerState(args.no_repeat_ngram_size)
+    stop alike. The result goes into ``holder``. ``digits``: the engine's digit tokens, which
+    the repetition penalty passes over inside a number (:mod:`bonsai.generate.controls`)."""
+    state = AnswerState(args.no_repeat_ngram_size, digits)
     tokens = choose(state)
     started = time.perf_counter()
     first_token = 0.0

@@ -26,7 +26,7 @@ from typing import Any
 from bonsai.env import LLAMA_THREADS
 from bonsai.errors import BonsaiError
 from bonsai.generate.args import GenerateArgs
-from bonsai.generate.controls import AnswerState, apply_controls, choose_token
+from bonsai.generate.controls import AnswerState, apply_controls, choose_token, digit_tokens
 from bonsai.generate.engine import (
     DEFAULT_MAX_CONTEXT,
     Generation,
@@ -85,6 +85,8 @@ class LlamaCppGenerator:
         self.max_context = max_context
         self.n_vocab = self.llm.n_vocab()
         self.eos_ids = {int(self.llm.token_eos())}
+        pieces = (self.llm.detokenize([i]).decode("utf-8", "replace") for i in range(self.n_vocab))
+        self.digits = digit_tokens(enumerate(pieces))
         self.inference = {"engine": f"llama.cpp {llama_cpp.__version__}", "weights": gguf.name}
 
     def count_tokens(self, text: str) -> int:
@@ -105,6 +107,7 @@ class LlamaCppGenerator:
             len(ids),
             args,
             holder,
+            self.digits,
         )
         return TextStream(text, holder, prompt_tokens=len(ids))
 

@@ -134,3 +134,47 @@ def test_a_message_splits_into_request_and_given_text(
     message: str, expected: tuple[str, str]
 ) -> None:
     assert split_given_text(message) == expected
+
+
+def test_a_note_ranked_below_many_records_still_reaches_the_prompt(
+    garden, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chat chooses its notes from a deep pool: a garden's records, short and worded like the
+    question, can fill the first dozen places, and the note that holds the answer is below them."""
+    from bonsai.chat.session import garden_retriever
+    from bonsai.rag import retrieve
+    from bonsai.rag.embed import HashingEncoder
+    from bonsai.rag.notes import add_dataset, add_paths
+    from bonsai.records import Record
+    from bonsai.store import Change, RecordStore
+
+    monkeypatch.setenv("BONSAI_EMBED_MODEL", "hashing")
+    encoder = HashingEncoder()
+    records = [
+        Record(
+            id=f"r{n:02d}",
+            instruction=f"How often should the water fountain filter be changed, try {n}?",
+            output=f"Check the water fountain filter on day {n}.",
+        )
+        for n in range(30)
+    ]
+    RecordStore(garden.db).apply(
+        "cats", [Change(None, r) for r in records], kind="import", description="t"
+    )
+    add_dataset(garden, "cats", encoder=encoder)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "water.md").write_text(
+        "# Water\n\nThe fountain gets a new filter every four weeks; the bowl is washed daily.\n",
+        encoding="utf-8",
+    )
+    add_paths(garden, [notes], encoder=encoder)
+    question = "How often should the water fountain filter be changed?"
+
+    ranked = retrieve(garden, question, 50, encoder=encoder)
+    note_rank = next(n for n, hit in enumerate(ranked, 1) if hit.kind == "file")
+    assert note_rank > 12  # the records outrank it
+
+    chosen = garden_retriever(garden.db)(question, 3)
+    assert [hit.kind for hit in chosen].count("file") == 1
+    assert sum(hit.kind == "dataset" for hit in chosen) == 2  # records fill the other places

@@ -11,7 +11,7 @@ import pytest
 
 from bonsai.garden import Garden
 from bonsai.layouts import BASE
-from bonsai.nursery import install_stock, stock_fits
+from bonsai.nursery import install_stock, rehearsal, stock_fits
 from bonsai.nursery.build import NurseryConfig, deal, with_notes, write_records
 from bonsai.nursery.sources import Source, join_english, join_japanese, read_dolly
 from bonsai.records import CATEGORIES, Record
@@ -135,6 +135,14 @@ def test_a_keepers_run_starts_from_the_stock_of_its_base_model(
         "args": {"lora_rank": 4, "lora_alpha": 8.0, "lora_targets": "all-linear"},
     }
     (stock / "manifest.json").write_text(json.dumps(manifest))
+    shipped = [
+        Record(id=f"n{i}", instruction=f"Label {i}?", output="yes", category=c, language="en")
+        for i, c in enumerate(["classification", "closed_qa"] * 10)
+    ]
+    rehearsal.write(
+        stock / rehearsal.REHEARSAL_FILE,
+        rehearsal.choose(shipped, {"n0": "[1] A note of the nursery."}),
+    )
     monkeypatch.setattr(nursery, "STOCK_DIR", stock)
     assert stock_fits(str(tiny_model_dir)) and not stock_fits("another/model")
 
@@ -152,8 +160,85 @@ def test_a_keepers_run_starts_from_the_stock_of_its_base_model(
     assert prep.parent is not None and prep.parent.id == install_stock(garden)
     assert prep.layout == "bonsai-multitask" and prep.args.lora_rank == 4
     assert any("nursery stock" in note for note in prep.notes)
-    bare = prepare(garden, TrainArgs(dataset="d", base_model=str(tiny_model_dir), from_run=BASE))
+    assert not any(e.record_id.startswith(rehearsal.ID_PREFIX) for e in prep.train)  # off
+    on = prepare(garden, TrainArgs(dataset="d", base_model=str(tiny_model_dir), rehearsal="on"))
+    rehearsed = [e for e in on.train if e.record_id.startswith(rehearsal.ID_PREFIX)]
+    assert len(rehearsed) == len(on.split.train) // rehearsal.SHARE > 0
+    assert {e.category for e in rehearsed} == {"classification", "closed_qa"}
+    assert not any(e.record_id.startswith(rehearsal.ID_PREFIX) for e in on.val)
+    assert any("rehearsal records" in note for note in on.notes)
+    bare = prepare(
+        garden,
+        TrainArgs(dataset="d", base_model=str(tiny_model_dir), from_run=BASE, rehearsal="on"),
+    )
     assert bare.parent is None
+    assert not any(e.record_id.startswith(rehearsal.ID_PREFIX) for e in bare.train)
+
+
+def test_rehearsal_ships_short_records_of_every_category_and_language() -> None:
+    records = [
+        Record(
+            id=f"r{i}",
+            instruction="Q?" if i % 5 else "Q? " + "long " * 300,
+            output="A.",
+            category=("open_qa", "translation")[i % 2],
+            language=("en", "ja", "zh")[i % 3],
+        )
+        for i in range(120)
+    ]
+    lines = rehearsal.choose(records, {"r1": "[1] a note"}, per_category=12)
+    assert all(len(line["instruction"]) < rehearsal.MAX_CHARS for line in lines)
+    for category in ("open_qa", "translation"):
+        mine = [line for line in lines if line["category"] == category]
+        assert len(mine) == 12
+        assert {line["language"]: 0 for line in mine}.keys() == {"en", "ja", "zh"}
+        assert [line["language"] for line in mine].count("en") == 4
+    assert rehearsal.choose(records, {}, per_category=12, seed=1) != rehearsal.choose(
+        records, {}, per_category=12, seed=2
+    )
+
+
+def test_a_run_draws_rehearsal_records_in_turn_and_the_same_for_the_same_seed(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        {"id": f"c{i}", "category": c, "language": "en", "instruction": f"{c}?", "output": "A."}
+        for c in ("classification", "closed_qa", "question_to_question")
+        for i in range(10)
+    ]
+    lines[0]["notes"] = "[1] note"
+    path = tmp_path / rehearsal.REHEARSAL_FILE
+    rehearsal.write(path, lines)
+    shipped = rehearsal.load(path)
+    assert len(shipped.records) == 30
+    assert all(r.id.startswith(rehearsal.ID_PREFIX) for r in shipped.records)
+    assert shipped.notes == {rehearsal.ID_PREFIX + "c0": "[1] note"}
+    drawn = rehearsal.draw(shipped, n_train=13, seed=7)
+    assert len(drawn.records) == 6
+    assert sorted(r.category for r in drawn.records) == sorted(
+        ["classification", "closed_qa", "question_to_question"] * 2
+    )
+    again = rehearsal.draw(shipped, n_train=13, seed=7)
+    assert [r.id for r in again.records] == [r.id for r in drawn.records]
+    assert rehearsal.draw(shipped, n_train=1, seed=7).records == []
+    assert rehearsal.load(tmp_path / "missing.jsonl").records == []
+
+
+def test_an_unreadable_rehearsal_line_names_the_file_and_the_line(tmp_path: Path) -> None:
+    from bonsai.errors import BonsaiError
+
+    path = tmp_path / rehearsal.REHEARSAL_FILE
+    path.write_text(
+        '{"id": "a", "category": "open_qa", "instruction": "Q", "output": "A"}\n{"id": "b"}\n'
+    )
+    with pytest.raises(BonsaiError) as error:
+        rehearsal.load(path)
+    assert error.value.line == 2 and error.value.field == "instruction"
+    assert str(path) in str(error.value)
+    path.write_text("not json\n")
+    with pytest.raises(BonsaiError) as error:
+        rehearsal.load(path)
+    assert error.value.line == 1 and "not readable" in str(error.value)
 
 
 def test_records_and_notes_are_written_once(data_dir: Path, tmp_path: Path) -> None:
@@ -167,3 +252,21 @@ def test_records_and_notes_are_written_once(data_dir: Path, tmp_path: Path) -> N
     total = len(dealt.val) + sum(len(s) for s in dealt.shards)
     assert RecordStore(garden.db).count("nursery") == total
     assert json.loads(notes_path.read_text("utf-8")) == dealt.notes
+
+
+def test_rehearsal_only_writes_the_file_beside_the_stock_and_trains_nothing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from bonsai.nursery.build import build
+
+    config = replace(
+        _config(data_dir, tmp_path / "work"), out_dir=tmp_path / "stock", only_rehearsal=True
+    )
+    written = build(config)
+    assert written == (tmp_path / "stock").resolve()
+    shipped = rehearsal.load(written / rehearsal.REHEARSAL_FILE)
+    trained = {r.id for shard in deal(config).shards for r in shard}
+    assert shipped.records
+    assert {r.id.removeprefix(rehearsal.ID_PREFIX) for r in shipped.records} <= trained
+    assert {r.category for r in shipped.records} == set(CATEGORIES)
+    assert not (tmp_path / "work").exists()

@@ -69,6 +69,13 @@ def build(
     records_only: Annotated[
         bool, typer.Option("--records-only", help="Deal and write the records; train nothing.")
     ] = False,
+    rehearsal_only: Annotated[
+        bool,
+        typer.Option(
+            "--rehearsal-only",
+            help="Deal the records and write the stock's rehearsal.jsonl alone; train nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Grow the nursery stock from the shared open data: shard A, then shard B.
 
@@ -93,6 +100,7 @@ def build(
         val_pairs=val_pairs,
         shards=shards,
         only_records=records_only,
+        only_rehearsal=rehearsal_only,
     )
     written = build_stock(config, err_console)
     if written is not None:

@@ -132,6 +132,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    rehearsal: Annotated[
+        str | None,
+        typer.Option(
+            help="Rehearsal: on (a run that continues the nursery stock also trains on some of "
+            "the stock's own records, one for every two of yours, meant to keep its general "
+            "skills from fading) or off. Default: off.",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -172,6 +181,7 @@ def train(
         "from_run": from_run,
         "notes": notes,
         "reading": reading,
+        "rehearsal": rehearsal,
     }
     if resume:
         given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v is not None]

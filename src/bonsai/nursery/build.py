@@ -15,7 +15,9 @@
    the student learns the reasoning task of the ``bonsai-multitask`` layout.
 4. **Train** shard A, then shard B continuing A's adapter (each a normal run in a work garden,
    so a killed build resumes where it stopped), and report held-out loss after each.
-5. **Ship** the last run's adapter with its manifest, curves and the data licence.
+5. **Ship** the last run's adapter with its manifest, curves and the data licence, and
+   ``rehearsal.jsonl``: short records of the shards that a keeper's round trains on again
+   (:mod:`.rehearsal`). ``--rehearsal-only`` writes that file alone, for the stock already shipped.
 
 The work garden keeps everything: ``bonsai runs --garden WORK`` lists the runs.
 """
@@ -35,7 +37,7 @@ from rich.console import Console
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.layouts import DEFAULT_REASONING_LAYOUT, cut_at_sentence, format_notes
-from bonsai.nursery import sources
+from bonsai.nursery import rehearsal, sources
 from bonsai.records import Record
 from bonsai.student.embedded import EMBEDDED_MODEL
 
@@ -82,6 +84,8 @@ class NurseryConfig:
     """How many of the shards to train, A first (1: shard A only, a shorter build)."""
     only_records: bool = False
     """Write the records and notes and stop (no training)."""
+    only_rehearsal: bool = False
+    """Deal the records and write the stock's rehearsal.jsonl alone (no training)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -229,6 +233,18 @@ def deal(config: NurseryConfig, console: Console | None = None) -> Deal:
     return result
 
 
+def _stock_dir() -> Path:
+    from bonsai.nursery import STOCK_DIR
+
+    return STOCK_DIR
+
+
+def rehearsal_lines(result: Deal, config: NurseryConfig) -> list[dict]:
+    """The rehearsal records the stock ships: short records of the shards it trained on."""
+    trained = [record for shard in result.shards[: config.shards] for record in shard]
+    return rehearsal.choose(trained, result.notes, seed=config.seed)
+
+
 def _open_work_garden(config: NurseryConfig) -> Garden:
     if (config.work_dir / "bonsai.toml").is_file():
         return Garden(config.work_dir.resolve())
@@ -268,6 +284,12 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
     from bonsai.train.loop import resume, train
 
     console = console or Console(stderr=True)
+    if config.only_rehearsal:
+        console.print("Dealing the records:")
+        result = deal(config, console)
+        path = (config.out_dir or _stock_dir()).resolve() / rehearsal.REHEARSAL_FILE
+        rehearsal.write(path, rehearsal_lines(result, config))
+        return path.parent
     garden = _open_work_garden(config)
     console.print(f"Nursery work garden: {garden.root}")
     console.print("Dealing the records:")
@@ -363,4 +385,5 @@ def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Pa
             json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
         (tmp / "NOTICE.md").write_text(NOTICE, encoding="utf-8")
+        rehearsal.write(tmp / rehearsal.REHEARSAL_FILE, rehearsal_lines(result, config))
     return target

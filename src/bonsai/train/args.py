@@ -18,6 +18,7 @@ from bonsai.layouts import LAYOUTS
 
 OVERLONG_POLICIES: tuple[str, ...] = ("truncate", "skip")
 READING_MODES: tuple[str, ...] = ("on", "off")
+REHEARSAL_MODES: tuple[str, ...] = ("on", "off")
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 
 
@@ -103,6 +104,12 @@ class TrainArgs:
     notes, one per note section, at most a quarter as many as the training records) or 'off'.
     Off by default: on the held-out sourdough garden they changed no answer to a facts question
     (docs/training.md)."""
+    rehearsal: str = "off"
+    """Rehearsal (:mod:`bonsai.nursery.rehearsal`): 'on' mixes some of the nursery's own records
+    into a run that continues the stock (at most one for every two training records), so that
+    the skills the stock learned from thousands of records do not fade; 'off' (the default) trains
+    on the garden's records alone. Off by default: on the held-out gardens it did not answer
+    better (docs/training.md). Runs that do not grow from the stock rehearse nothing."""
     dry_run: bool = False
     """Print rendered examples with their masks and token counts; train nothing, write nothing."""
 
@@ -126,6 +133,12 @@ class TrainArgs:
                 f"unknown --reading '{self.reading}'",
                 field="reading",
                 hint="'on' (reading records from the garden's notes) or 'off'",
+            )
+        if self.rehearsal not in REHEARSAL_MODES:
+            raise BonsaiError(
+                f"unknown --rehearsal '{self.rehearsal}'",
+                field="rehearsal",
+                hint="'on' (some nursery records in a run that continues the stock) or 'off'",
             )
         if self.precision not in PRECISIONS:
             raise BonsaiError(

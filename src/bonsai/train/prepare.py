@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.layouts import BASE, DEFAULT_REASONING_LAYOUT
+from bonsai.nursery.rehearsal import Rehearsal
 from bonsai.records import Record
 from bonsai.runs import Run, load_run
 from bonsai.store import RecordStore
@@ -271,14 +272,27 @@ def prepare(
             f"{len(reading.records)} reading records from {reading.sections} note sections "
             f"(--reading {args.reading})"
         )
+        added = DataReport()
         train += tokenise(
-            reading.records,
+            reading.records, tokenizer, layout, report=added, notes=reading.notes, all_tasks=False
+        )
+        train_report.longest = max(train_report.longest, added.longest)
+    rehearsal = _rehearsal(garden, args, parent, len(split.train))
+    if rehearsal.records:
+        notes.append(
+            f"{len(rehearsal.records)} rehearsal records from the nursery stock "
+            f"(--rehearsal {args.rehearsal})"
+        )
+        added = DataReport()
+        train += tokenise(
+            rehearsal.records,
             tokenizer,
             layout,
-            report=DataReport(),
-            notes=reading.notes,
+            report=added,
+            notes=rehearsal.notes,
             all_tasks=False,
         )
+        train_report.longest = max(train_report.longest, added.longest)
     val = tokenise(
         split.val, tokenizer, layout, report=val_report, notes=notes_by_id, all_tasks=False
     )
@@ -353,6 +367,28 @@ def _reading(garden: Garden, args: TrainArgs, n_train: int) -> Reading:
         k=chat.k,
         max_chars=chat.max_notes_chars,
     )
+
+
+def _rehearsal(garden: Garden, args: TrainArgs, parent: Run | None, n_train: int) -> Rehearsal:
+    """Some of the nursery's own records, when the run grows from the stock (directly or
+    through earlier rounds): at most one for every two training records."""
+    from bonsai.nursery import STOCK_DIR, STOCK_RUN_PREFIX, stock_manifest, stock_run_id
+    from bonsai.nursery import rehearsal as shipped
+
+    if args.rehearsal == "off":
+        return Rehearsal()
+    ancestor = parent
+    while ancestor is not None and not ancestor.id.startswith(STOCK_RUN_PREFIX):
+        above = ancestor.manifest.parent
+        ancestor = load_run(garden, above) if above and above != BASE else None
+    if ancestor is None:
+        return Rehearsal()
+    found = shipped.load(ancestor.dir / shipped.REHEARSAL_FILE)
+    manifest = stock_manifest()
+    if not found.records and manifest is not None and stock_run_id(manifest) == ancestor.id:
+        # A garden that took the stock in before it shipped rehearsal records.
+        found = shipped.load(STOCK_DIR / shipped.REHEARSAL_FILE)
+    return shipped.draw(found, n_train, args.seed)
 
 
 def _model_max_length(name: str) -> int | None:

@@ -233,12 +233,6 @@ def deal(config: NurseryConfig, console: Console | None = None) -> Deal:
     return result
 
 
-def _stock_dir() -> Path:
-    from bonsai.nursery import STOCK_DIR
-
-    return STOCK_DIR
-
-
 def rehearsal_lines(result: Deal, config: NurseryConfig) -> list[dict]:
     """The rehearsal records the stock ships: short records of the shards it trained on."""
     trained = [record for shard in result.shards[: config.shards] for record in shard]
@@ -285,9 +279,11 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
 
     console = console or Console(stderr=True)
     if config.only_rehearsal:
+        from bonsai.nursery import STOCK_DIR
+
         console.print("Dealing the records:")
         result = deal(config, console)
-        path = (config.out_dir or _stock_dir()).resolve() / rehearsal.REHEARSAL_FILE
+        path = (config.out_dir or STOCK_DIR).resolve() / rehearsal.REHEARSAL_FILE
         rehearsal.write(path, rehearsal_lines(result, config))
         return path.parent
     garden = _open_work_garden(config)

@@ -62,8 +62,9 @@ def choose(
     """Up to ``per_category`` short records of each category, as rehearsal.jsonl lines."""
     by_category: dict[str, list[Record]] = defaultdict(list)
     for record in records:
-        renderable = record.category and record.language and record.output
-        if renderable and _length(record, notes.get(record.id, "")) <= max_chars:
+        if not (record.category and record.language and record.output):
+            continue  # the layout cannot render it
+        if _length(record, notes.get(record.id, "")) <= max_chars:
             by_category[record.category].append(record)
     rng = random.Random(seed)
     lines: list[dict] = []

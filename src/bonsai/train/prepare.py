@@ -272,27 +272,14 @@ def prepare(
             f"{len(reading.records)} reading records from {reading.sections} note sections "
             f"(--reading {args.reading})"
         )
-        added = DataReport()
-        train += tokenise(
-            reading.records, tokenizer, layout, report=added, notes=reading.notes, all_tasks=False
-        )
-        train_report.longest = max(train_report.longest, added.longest)
+        train += _added(reading.records, reading.notes, tokenizer, layout, train_report)
     rehearsal = _rehearsal(garden, args, parent, len(split.train))
     if rehearsal.records:
         notes.append(
             f"{len(rehearsal.records)} rehearsal records from the nursery stock "
             f"(--rehearsal {args.rehearsal})"
         )
-        added = DataReport()
-        train += tokenise(
-            rehearsal.records,
-            tokenizer,
-            layout,
-            report=added,
-            notes=rehearsal.notes,
-            all_tasks=False,
-        )
-        train_report.longest = max(train_report.longest, added.longest)
+        train += _added(rehearsal.records, rehearsal.notes, tokenizer, layout, train_report)
     val = tokenise(
         split.val, tokenizer, layout, report=val_report, notes=notes_by_id, all_tasks=False
     )
@@ -347,6 +334,21 @@ def prepare(
         notes=notes,
         warnings=warnings,
     )
+
+
+def _added(
+    records: list[Record],
+    notes: dict[str, str],
+    tokenizer: PreTrainedTokenizerBase,
+    layout: str,
+    train_report: DataReport,
+) -> list[Example]:
+    """Examples of records a run adds to the dataset's (reading, rehearsal): the answer only.
+    Their longest counts toward the derived max_length, so none is cut for being added."""
+    added = DataReport()
+    examples = tokenise(records, tokenizer, layout, report=added, notes=notes, all_tasks=False)
+    train_report.longest = max(train_report.longest, added.longest)
+    return examples
 
 
 def _reading(garden: Garden, args: TrainArgs, n_train: int) -> Reading:

@@ -32,10 +32,14 @@ This adapter was trained by BONSAI's `bonsai nursery build` from:
   Licensed under **CC BY-SA 3.0** (Creative Commons Attribution-ShareAlike 3.0 Unported,
   https://creativecommons.org/licenses/by-sa/3.0/). As a work trained on that data, this adapter
   is shared under the same licence.
-- English–Japanese sentence pairs (the `enja-pairs` corpus of the project's shared data),
-  made into translation records both ways.
+- English–Japanese sentence pairs from **small_parallel_enja** (odashi/small_parallel_enja), taken
+  from the **Tanaka Corpus** (released into the public domain by its compiler; the Tatoeba
+  project's edition is CC BY 2.0 FR), made into translation records both ways.
 - Question-to-question, classification and translation-request records written for BONSAI
   (`bonsai/nursery/data`, Apache-2.0).
+
+`rehearsal.jsonl` holds 280 of the records themselves (for `bonsai train --rehearsal on`): the
+Dolly records among them are shared under CC BY-SA 3.0, with the attribution above.
 
 `manifest.json` records the exact settings, the records per shard and category, and the
 held-out loss after each shard.

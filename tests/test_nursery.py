@@ -173,6 +173,7 @@ def test_a_keepers_run_starts_from_the_stock_of_its_base_model(
     )
     assert bare.parent is None
     assert not any(e.record_id.startswith(rehearsal.ID_PREFIX) for e in bare.train)
+    assert any("nothing to rehearse" in warning for warning in bare.warnings)
 
 
 def test_rehearsal_ships_short_records_of_every_category_and_language() -> None:

@@ -21,7 +21,7 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bonsai.errors import BonsaiError
@@ -155,6 +155,6 @@ def draw(rehearsal: Rehearsal, n_train: int, seed: int) -> Rehearsal:
         by_category[record.category or ""].append(record)
     chosen = _in_turn([by_category[k] for k in sorted(by_category)], limit, rng)
     return Rehearsal(
-        records=[replace(r, split="train") for r in chosen],
+        records=chosen,
         notes={r.id: rehearsal.notes[r.id] for r in chosen if r.id in rehearsal.notes},
     )

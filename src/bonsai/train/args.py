@@ -17,8 +17,8 @@ from bonsai.errors import BonsaiError
 from bonsai.layouts import LAYOUTS
 
 OVERLONG_POLICIES: tuple[str, ...] = ("truncate", "skip")
-READING_MODES: tuple[str, ...] = ("on", "off")
-REHEARSAL_MODES: tuple[str, ...] = ("on", "off")
+ON_OFF: tuple[str, ...] = ("on", "off")
+"""The values of the switches --reading and --rehearsal."""
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 
 
@@ -128,13 +128,13 @@ class TrainArgs:
                 field="overlong",
                 hint="'truncate' (cut the target) or 'skip' (leave the record out)",
             )
-        if self.reading not in READING_MODES:
+        if self.reading not in ON_OFF:
             raise BonsaiError(
                 f"unknown --reading '{self.reading}'",
                 field="reading",
                 hint="'on' (reading records from the garden's notes) or 'off'",
             )
-        if self.rehearsal not in REHEARSAL_MODES:
+        if self.rehearsal not in ON_OFF:
             raise BonsaiError(
                 f"unknown --rehearsal '{self.rehearsal}'",
                 field="rehearsal",

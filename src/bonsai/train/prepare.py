@@ -274,6 +274,11 @@ def prepare(
         )
         train += _added(reading.records, reading.notes, tokenizer, layout, train_report)
     rehearsal = _rehearsal(garden, args, parent, len(split.train))
+    if args.rehearsal == "on" and not rehearsal.records:
+        warnings.append(
+            "--rehearsal on: nothing to rehearse (the run does not grow from a nursery stock "
+            "that ships rehearsal records, or has too few records)"
+        )
     if rehearsal.records:
         notes.append(
             f"{len(rehearsal.records)} rehearsal records from the nursery stock "

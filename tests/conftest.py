@@ -32,6 +32,17 @@ def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BONSAI_GARDEN", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_temp_folder(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Temporary files a test leaves on purpose (a refused edit is kept for the keeper) land in
+    pytest's own folder, which pytest prunes, not in the machine's /tmp."""
+    import tempfile
+
+    folder = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+
+
 @pytest.fixture
 def garden(tmp_path: Path) -> Garden:
     g = Garden.init(tmp_path / "garden")

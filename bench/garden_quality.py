@@ -1,7 +1,7 @@
 """Does the grown student answer its keeper better than the base model? One garden, from nothing.
 
     .venv/bin/python bench/garden_quality.py GARDEN QUESTIONS [--quick] [--out FILE] [--keep DIR]
-        [--train-arg ARG]... [--models tuned,base]
+        [--train-arg ARG]... [--models tuned,base] [--reuse DIR]
 
 GARDEN is a folder with the records (``records.jsonl``, or the one ``*.jsonl`` file in it) and a
 ``notes/`` folder, or a records file whose folder has ``notes/``. QUESTIONS is a held-out question
@@ -37,7 +37,11 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
 
 ``--train-arg ARG`` adds ARG to ``bonsai train`` (to compare a setting: run once with and once
 without, e.g. ``--train-arg=--reading=off``); ``--models tuned`` asks only the tuned model (the
-base model's answers do not depend on training).
+base model's answers do not depend on training); ``--models tuned,stock,base`` asks the nursery
+stock as well, the run the keeper's round started from, to show what the round itself changed.
+
+``--reuse DIR`` asks a garden an earlier run grew and kept (``--keep DIR``) again, without growing
+anything: for a change to chat (prompt building, retrieval, generation) that needs no training.
 
 ``--rescore FILE`` scores the replies of an earlier run's JSON again (after a change to the
 questions or the scoring) without growing or asking anything.
@@ -154,6 +158,21 @@ def grow(
     quick_args = QUICK_TRAIN if quick else []
     run_cli(["train", "--dataset", DATASET, *quick_args, *train_args], garden, timings)
     return timings
+
+
+MODELS: dict[str, str | None] = {"tuned": "latest", "stock": None, "base": "base"}
+"""The models ``--models`` chooses from, in the order they answer, and the run each serves (the
+stock's is looked up in the garden: :func:`stock_run`)."""
+
+
+def stock_run(garden: Path) -> str:
+    """The id of the nursery stock's run in the garden: the parent of its latest run."""
+    runs = sorted((garden / "runs").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    for manifest in reversed(runs):
+        parent = json.loads(manifest.read_text(encoding="utf-8")).get("parent") or ""
+        if parent.startswith("nursery-"):
+            return parent
+    raise SystemExit(f"{garden}: no run continues the nursery stock, so there is none to ask")
 
 
 def free_port() -> int:
@@ -312,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="grow the garden in this folder and keep it")
     parser.add_argument("--rescore", type=Path, help="score the replies of an earlier JSON again")
     parser.add_argument(
+        "--reuse", type=Path, help="ask a garden grown and kept earlier (--keep), growing nothing"
+    )
+    parser.add_argument(
         "--train-arg",
         action="append",
         default=[],
@@ -321,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models",
         default="tuned,base",
-        help="which models answer: tuned, base or both (default: tuned,base)",
+        help="which models answer: tuned, stock (the nursery stock), base (default: tuned,base)",
     )
     args = parser.parse_args(argv)
 
@@ -333,19 +355,32 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(f"garden-quality-{name}{'-quick' if args.quick else ''}.json")
     log(f"{len(questions)} questions; records {records}; notes {notes or 'none'}")
 
-    work = Path(tempfile.mkdtemp(prefix="bonsai-quality-")) if args.keep is None else args.keep
-    garden = work / "garden" if args.keep is None else args.keep
+    chosen = [part.strip() for part in args.models.split(",") if part.strip()]
+    unknown = [label for label in chosen if label not in MODELS]
+    if unknown or not chosen:
+        raise SystemExit(f"--models: choose from {', '.join(MODELS)}, not {args.models!r}")
+    if args.reuse is not None and (args.keep is not None or args.train_arg):
+        raise SystemExit("--reuse asks a grown garden again: it takes no --keep or --train-arg")
+    kept = args.keep if args.reuse is None else args.reuse
+    work = Path(tempfile.mkdtemp(prefix="bonsai-quality-")) if kept is None else kept
+    garden = work / "garden" if kept is None else kept
+    if args.reuse is not None and not (garden / "garden.db").exists():
+        raise SystemExit(f"{garden} is not a garden (no garden.db): grow one with --keep DIR")
     if args.keep is not None and garden.exists() and any(garden.iterdir()):
         raise SystemExit(f"{garden} is not empty")
     started = time.monotonic()
     try:
-        timings = grow(records, notes, garden, args.quick, args.train_arg)
+        if args.reuse is None:
+            timings = grow(records, notes, garden, args.quick, args.train_arg)
+        else:
+            log(f"asking the garden grown in {garden} again")
+            timings = {}
         max_tokens = MAX_TOKENS["quick" if args.quick else "full"]
         models: dict[str, Any] = {}
-        chosen = {part.strip() for part in args.models.split(",")}
-        for label, run in (("tuned", "latest"), ("base", "base")):
+        for label in MODELS:
             if label not in chosen:
                 continue
+            run = MODELS[label] or stock_run(garden)
             t0 = time.monotonic()
             with Server(garden, run) as server:
                 answers = ask_all(server, questions, max_tokens, label)
@@ -359,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         score_models(models, questions)
     finally:
-        if args.keep is None:
+        if kept is None:
             shutil.rmtree(work, ignore_errors=True)
 
     report = {
@@ -367,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         "questions_file": str(args.questions),
         "quick": args.quick,
         "train_args": args.train_arg,
+        "reused": str(args.reuse) if args.reuse is not None else None,
         "max_tokens": max_tokens,
         "seconds": round(time.monotonic() - started, 1),
         "timings": timings,

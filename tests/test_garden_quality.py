@@ -102,3 +102,48 @@ def test_turn_logs_add_the_prompt_and_chat_guesses(tmp_path: Path) -> None:
     assert (answers[0]["chat_category"], answers[0]["chat_language"]) == ("closed_qa", "en")
     assert "prompt" not in answers[1]
     garden_quality.add_turn_logs(tmp_path / "nowhere", answers)  # skipped, with a message
+
+
+def _questions(tmp_path: Path) -> Path:
+    path = tmp_path / "q.jsonl"
+    row = {"id": "f", "category": "open_qa", "question": "How many?", "accepted": ["52"]}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--models", "tuned,parent"], "choose from tuned, stock, base"),
+        (["--models", ","], "choose from"),
+        (["--reuse", "nowhere", "--train-arg=--epochs=1"], "takes no --keep or --train-arg"),
+        (["--reuse", "{tmp}"], "not a garden"),
+    ],
+)
+def test_wrong_models_or_reuse_stop_before_anything_runs(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    garden = REPO / "bench" / "gardens" / "sourdough"
+    args = [str(garden), str(_questions(tmp_path))]
+    args += [part.replace("{tmp}", str(tmp_path)) for part in extra]
+    with pytest.raises(SystemExit, match=message):
+        garden_quality.main(args)
+
+
+def test_the_stock_is_the_nursery_run_the_latest_round_continued(tmp_path: Path) -> None:
+    import os
+
+    runs = tmp_path / "runs"
+    for name, parent, age in (
+        ("nursery-1", None, 30),
+        ("round-1", "nursery-1", 20),
+        ("round-2", "round-1", 10),
+    ):
+        (runs / name).mkdir(parents=True)
+        manifest = runs / name / "manifest.json"
+        manifest.write_text(json.dumps({"id": name, "parent": parent}), encoding="utf-8")
+        os.utime(manifest, (1_000_000 - age, 1_000_000 - age))
+    assert garden_quality.stock_run(tmp_path) == "nursery-1"
+    (runs / "round-1" / "manifest.json").write_text(json.dumps({"parent": None}))
+    with pytest.raises(SystemExit, match="no run continues the nursery stock"):
+        garden_quality.stock_run(tmp_path)

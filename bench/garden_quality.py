@@ -166,13 +166,23 @@ stock's is looked up in the garden: :func:`stock_run`)."""
 
 
 def stock_run(garden: Path) -> str:
-    """The id of the nursery stock's run in the garden: the parent of its latest run."""
-    runs = sorted((garden / "runs").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
-    for manifest in reversed(runs):
-        parent = json.loads(manifest.read_text(encoding="utf-8")).get("parent") or ""
-        if parent.startswith("nursery-"):
-            return parent
-    raise SystemExit(f"{garden}: no run continues the nursery stock, so there is none to ask")
+    """The id of the nursery stock the garden's latest run grows from (what ``--run latest``
+    serves), found as ``bonsai train`` finds it."""
+    from bonsai.errors import BonsaiError
+    from bonsai.garden import Garden
+    from bonsai.nursery import stock_ancestor
+    from bonsai.runs import load_run
+
+    opened = Garden(garden.resolve())
+    try:
+        stock = stock_ancestor(opened, load_run(opened, "latest"))
+    except BonsaiError as error:
+        raise SystemExit(f"{garden}: {error}") from None
+    finally:
+        opened.close()
+    if stock is None:
+        raise SystemExit(f"{garden}: its latest run does not grow from the nursery stock")
+    return stock.id
 
 
 def free_port() -> int:

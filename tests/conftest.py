@@ -33,7 +33,9 @@ def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _own_temp_folder(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+def _own_temp_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Temporary files a test leaves on purpose (a refused edit is kept for the keeper) land in
     pytest's own folder, which pytest prunes, not in the machine's /tmp."""
     import tempfile

@@ -131,19 +131,16 @@ def test_wrong_models_or_reuse_stop_before_anything_runs(
 
 
 def test_the_stock_is_the_nursery_run_the_latest_round_continued(tmp_path: Path) -> None:
-    import os
+    from bonsai.garden import Garden
+    from bonsai.runs import RunManifest, create_run
 
-    runs = tmp_path / "runs"
-    for name, parent, age in (
-        ("nursery-1", None, 30),
-        ("round-1", "nursery-1", 20),
-        ("round-2", "round-1", 10),
+    garden = Garden.init(tmp_path / "garden")
+    for created, (name, parent) in enumerate(
+        (("nursery-1", None), ("round-1", "nursery-1"), ("round-2", "round-1"))
     ):
-        (runs / name).mkdir(parents=True)
-        manifest = runs / name / "manifest.json"
-        manifest.write_text(json.dumps({"id": name, "parent": parent}), encoding="utf-8")
-        os.utime(manifest, (1_000_000 - age, 1_000_000 - age))
-    assert garden_quality.stock_run(tmp_path) == "nursery-1"
-    (runs / "round-1" / "manifest.json").write_text(json.dumps({"parent": None}))
-    with pytest.raises(SystemExit, match="no run continues the nursery stock"):
-        garden_quality.stock_run(tmp_path)
+        create_run(garden, RunManifest(id=name, dataset="d", parent=parent, created_at=created))
+    assert garden_quality.stock_run(garden.root) == "nursery-1"
+    create_run(garden, RunManifest(id="fresh", dataset="d", parent="base", created_at=9))
+    with pytest.raises(SystemExit, match="does not grow from the nursery stock"):
+        garden_quality.stock_run(garden.root)
+    garden.close()

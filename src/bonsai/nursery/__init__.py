@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
+
+if TYPE_CHECKING:
+    from bonsai.runs import Run
 
 STOCK_DIR = Path(__file__).parent / "stock"
 """The shipped stock: ``adapter/``, ``manifest.json``, ``metrics.jsonl``, curves, ``NOTICE.md``."""
@@ -57,6 +60,18 @@ def stock_manifest(stock_dir: Path | None = None) -> dict[str, Any] | None:
 
 def stock_run_id(manifest: dict[str, Any]) -> str:
     return STOCK_RUN_PREFIX + str(manifest["id"])[:15]
+
+
+def stock_ancestor(garden: Garden, run: Run | None) -> Run | None:
+    """The nursery stock ``run`` grows from, directly or through earlier rounds (``run`` itself
+    when it is the stock), or None when its line starts from the base model."""
+    from bonsai.layouts import BASE
+    from bonsai.runs import load_run
+
+    while run is not None and not run.id.startswith(STOCK_RUN_PREFIX):
+        above = run.manifest.parent
+        run = load_run(garden, above) if above and above != BASE else None
+    return run
 
 
 def stock_fits(base_model: str, stock_dir: Path | None = None) -> bool:

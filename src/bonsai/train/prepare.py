@@ -379,15 +379,12 @@ def _reading(garden: Garden, args: TrainArgs, n_train: int) -> Reading:
 def _rehearsal(garden: Garden, args: TrainArgs, parent: Run | None, n_train: int) -> Rehearsal:
     """Some of the nursery's own records, when the run grows from the stock (directly or
     through earlier rounds): at most one for every two training records."""
-    from bonsai.nursery import STOCK_DIR, STOCK_RUN_PREFIX, stock_manifest, stock_run_id
+    from bonsai.nursery import STOCK_DIR, stock_ancestor, stock_manifest, stock_run_id
     from bonsai.nursery import rehearsal as shipped
 
     if args.rehearsal == "off":
         return Rehearsal()
-    ancestor = parent
-    while ancestor is not None and not ancestor.id.startswith(STOCK_RUN_PREFIX):
-        above = ancestor.manifest.parent
-        ancestor = load_run(garden, above) if above and above != BASE else None
+    ancestor = stock_ancestor(garden, parent)
     if ancestor is None:
         return Rehearsal()
     found = shipped.load(ancestor.dir / shipped.REHEARSAL_FILE)

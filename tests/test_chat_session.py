@@ -206,3 +206,25 @@ def test_a_text_given_with_the_question_is_the_records_input(
     # A message that leads up to its question stays one instruction.
     whole = session.ask("She eats two pouches a day.\n\nIs that enough?")
     assert "### Input:" not in whole.log.rendered_prompt
+
+
+def test_warm_loads_what_a_first_question_waits_for(
+    garden: Garden, engine: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bonsai.curate import language
+    from bonsai.rag import embed
+
+    add_sample_notes(garden, monkeypatch)
+    fresh = language.LanguageDetector()
+    monkeypatch.setattr(language, "default_detector", lambda low_accuracy=False: fresh)
+    loaded: list[str] = []
+    real_load = embed.load_encoder
+    monkeypatch.setattr(
+        embed, "load_encoder", lambda *a, **k: loaded.append("encoder") or real_load(*a, **k)
+    )
+    session = session_for(garden, engine)
+    assert fresh._lingua is None
+    session.warm()
+    assert fresh._lingua is not None  # the statistical models are loaded
+    assert loaded == ["encoder"]  # the notes' encoder too
+    assert store.list_turns(garden.db) == []  # warming is not a turn

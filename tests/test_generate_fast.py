@@ -64,6 +64,34 @@ def test_int8_linear_is_close_to_the_bf16_layer() -> None:
     assert (got - want).abs().max() < 0.05 * want.abs().max()
 
 
+def test_int8_linear_reads_a_long_prompt_as_one_bf16_product() -> None:
+    from bonsai.generate.fast import PREFILL_MIN_ROWS
+
+    torch.manual_seed(0)
+    layer = nn.Linear(128, 96, bias=False).to(torch.bfloat16)
+    fast = Int8Linear(layer)
+    x = torch.randn(1, PREFILL_MIN_ROWS + 5, 128).to(torch.bfloat16)
+    exact = x.float() @ (fast.weight_int8.float() * fast.scale.float()[:, None]).T
+    def run(inputs: torch.Tensor) -> tuple[torch.Tensor, set[str]]:
+        with torch.inference_mode(), torch.profiler.profile() as profile:
+            out = fast(inputs).float()
+        return out, {event.key for event in profile.key_averages()}
+
+    product, product_ops = run(x)
+    one_row, one_row_ops = run(x[:, :1])  # a decode step always takes the int8 kernel
+    fast.prefill_min_rows = None
+    kernel, kernel_ops = run(x)
+    assert "aten::mm" in product_ops and "aten::_weight_int8pack_mm" not in product_ops
+    assert "aten::_weight_int8pack_mm" in one_row_ops and "aten::mm" not in one_row_ops
+    assert "aten::_weight_int8pack_mm" in kernel_ops
+    assert product.shape == kernel.shape == exact.shape
+    # Both are the int8 weights' product, each rounded once to bf16: as close to the exact one.
+    tolerance = 2**-7 * exact.abs().max()
+    assert (product - exact).abs().max() <= tolerance
+    assert (kernel - exact).abs().max() <= tolerance
+    assert torch.allclose(one_row, kernel[:, :1])
+
+
 def test_prepare_swaps_layers_and_keeps_small_heads(tiny_model_dir) -> None:
     from bonsai.student import load_model
 

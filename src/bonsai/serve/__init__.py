@@ -75,6 +75,9 @@ def run_server(state, *, announce: Callable[[str], None] | None = None) -> None:
     args = state.args
 
     def started(port: int) -> None:
+        # In the model thread, before any request: the first answer does not wait for the
+        # retrieval encoder and the language detector.
+        state.worker.submit(state.session.warm)
         if announce:
             announce(f"http://{args.host}:{port}/v1")
 

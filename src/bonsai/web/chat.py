@@ -84,12 +84,9 @@ class LazySession:
             return self._session
 
     def warm(self) -> None:
-        """Load the model and the language detector now (the server does it in the model thread
-        as it starts, so the first question does not wait for them)."""
-        session = self.session()
-        # The language detector loads its statistical models on first use (seconds); a text
-        # that neither the script nor the English word list decides makes it load them now.
-        session.detect_language("Quel âge a Mochi aujourd'hui?")
+        """Load the model, the retrieval encoder and the language detector now (the server does
+        it in the model thread as it starts, so the first question does not wait for them)."""
+        self.session().warm()
 
     def ask(self, question: str, **kwargs: Any) -> Any:
         return self.session().ask(question, **kwargs)

@@ -27,7 +27,10 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
 
    and writes every question, reply and score to a JSON file (``--out``). The table also shows
    ``echoes``: replies that copy the retrieved-notes block ("[1] notes/… > …") rather than
-   answer; a fact found in one of those was read out, not answered. And ``note_retrieved``:
+   answer; a fact found in one of those was read out, not answered. ``facts_not_copied`` and
+   ``closed_not_copied`` count the right replies that neither copy the notes block nor read the
+   text given with the question back (half its character 5-grams or more): the answers the model
+   picked out itself. And ``note_retrieved``:
    for questions whose ``source`` is a note, how often retrieval put that note in the prompt
    (a miss there is retrieval's, not the model's); ``answer_in_prompt``: for facts and closed
    questions, how often an accepted answer was in the prompt at all (from the garden's chat log);
@@ -456,6 +459,7 @@ def rescore(path: Path, questions: list[Question], out: Path | None) -> int:
                 "correct",
                 "loop",
                 "echo",
+                "read_back",
                 "chrf",
                 "label",
                 "questions",

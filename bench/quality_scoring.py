@@ -209,6 +209,22 @@ def echoes_notes(reply: str) -> bool:
     return bool(_NOTES_BLOCK.search(reply))
 
 
+READ_BACK_SHARE = 0.5
+"""A reply that holds this share of the given text's character 5-grams reads the text back."""
+
+
+def reads_back(reply: str, given: str) -> bool:
+    """The reply repeats most of the text given with the question instead of answering from it:
+    at least :data:`READ_BACK_SHARE` of the text's character 5-grams (after :func:`normalise`)
+    are in the reply. An answer found in such a reply was copied, not read; a short text (under
+    20 characters) is never taken as read back."""
+    text, said = normalise(given), normalise(reply)
+    if len(text) < 20:
+        return False
+    grams = {text[i : i + 5] for i in range(len(text) - 4)}
+    return sum(gram in said for gram in grams) >= READ_BACK_SHARE * len(grams)
+
+
 def source_found(question: Question, sources: Sequence[str] | None) -> bool | None:
     """Whether retrieval gave the model the note the answer is in (None when the question names
     no note, or the reply did not say what was retrieved): it tells a retrieval miss from a
@@ -242,6 +258,8 @@ class Score:
     loop: bool
     echo: bool = False
     """The reply copies the retrieved-notes block (:func:`echoes_notes`)."""
+    read_back: bool = False
+    """The reply repeats the text given with the question (:func:`reads_back`)."""
     chrf: float | None = None
     label: str | None = None
     questions: int | None = None
@@ -283,7 +301,9 @@ def _score(question: Question, reply: str, detect: Callable[[str], str | None]) 
     kind = question.kind
     loop, echo = is_looping(reply), echoes_notes(reply)
     if kind in ("facts", "closed"):
-        return Score(question.id, kind, has_accepted(reply, question.accepted), loop, echo)
+        right = has_accepted(reply, question.accepted)
+        read_back = reads_back(reply, question.input)
+        return Score(question.id, kind, right, loop, echo, read_back=read_back)
     if kind == "labels":
         label = reply_label(reply, question.labels)
         right = label is not None and normalise(label) == normalise(question.accepted[0])
@@ -299,14 +319,23 @@ def _score(question: Question, reply: str, detect: Callable[[str], str | None]) 
 # -- one model's result ---------------------------------------------------------------------------
 
 RESULT_FIELDS = ("facts", "closed", "labels", "translation_lang", "chrf", "q2q", "loops")
-DIAGNOSTICS = ("echoes", "note_retrieved", "answer_in_prompt", "category_guessed")
+DIAGNOSTICS = (
+    "facts_not_copied",
+    "closed_not_copied",
+    "echoes",
+    "note_retrieved",
+    "answer_in_prompt",
+    "category_guessed",
+)
 """Shown under the RESULT fields: why a line is what it is."""
 
 
 def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     """Counts per kind, ``{"facts": [right, asked], …}``; ``chrf`` is the mean sentence chrF of
     the translations, ``loops`` ``[looping replies, all replies]``, ``echoes`` the same for
-    replies that copy the retrieved-notes block, ``note_retrieved`` ``[questions whose note was
+    replies that copy the retrieved-notes block, ``facts_not_copied`` and ``closed_not_copied``
+    the right replies that neither copy the notes block nor read the given text back,
+    ``note_retrieved`` ``[questions whose note was
     retrieved, questions that name a note]``, ``answer_in_prompt`` and ``category_guessed``
     likewise (diagnostics for the table, not in the RESULT line)."""
     out: dict[str, Any] = {}
@@ -322,6 +351,10 @@ def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     chrfs = [s.chrf for s in scores if s.chrf is not None]
     out["chrf"] = round(mean(chrfs), 1) if chrfs else None
     out["loops"] = [sum(s.loop for s in scores), len(scores)]
+    for kind in ("facts", "closed"):
+        mine = [s for s in scores if s.kind == kind]
+        answered = [s for s in mine if s.correct and not (s.echo or s.read_back)]
+        out[f"{kind}_not_copied"] = [len(answered), len(mine)]
     out["echoes"] = [sum(s.echo for s in scores), len(scores)]
     looked_up = [s for s in scores if s.note_retrieved is not None]
     out["note_retrieved"] = [sum(bool(s.note_retrieved) for s in looked_up), len(looked_up)]

@@ -72,6 +72,7 @@ def test_int8_linear_reads_a_long_prompt_as_one_bf16_product() -> None:
     fast = Int8Linear(layer)
     x = torch.randn(1, PREFILL_MIN_ROWS + 5, 128).to(torch.bfloat16)
     exact = x.float() @ (fast.weight_int8.float() * fast.scale.float()[:, None]).T
+
     def run(inputs: torch.Tensor) -> tuple[torch.Tensor, set[str]]:
         with torch.inference_mode(), torch.profiler.profile() as profile:
             out = fast(inputs).float()

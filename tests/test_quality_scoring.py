@@ -16,6 +16,7 @@ from quality_scoring import (
     load_questions,
     normalise,
     question_count,
+    reads_back,
     reply_label,
     result_line,
     score_reply,
@@ -86,6 +87,40 @@ def test_score_facts_and_closed() -> None:
     closed = q("closed_qa", input="text", accepted=["under the bed"])
     score = score_reply(closed, "Under the bed, the whole time.", detect=english)
     assert (score.kind, score.correct, score.loop) == ("closed", True, False)
+
+
+RECEIPT = (
+    "Receipt, Sakura Animal Clinic, 12 April 2025. Yearly check-up ¥5,500. "
+    "Blood test ¥8,800. Urine test ¥3,300. Total ¥17,600."
+)
+
+
+def test_a_reply_that_reads_the_given_text_back_is_told_from_an_answer() -> None:
+    assert reads_back(RECEIPT, RECEIPT)
+    assert reads_back("Blood test ¥8,800. " + RECEIPT[:60], RECEIPT)
+    assert not reads_back("¥8,800.", RECEIPT)
+    assert not reads_back("The blood test cost ¥8,800 on 12 April.", RECEIPT)
+    assert not reads_back("4.2kg", "4.2kgです")  # too short a text to read back
+
+
+def test_right_replies_that_copy_are_counted_apart() -> None:
+    closed = q("closed_qa", id="c", input=RECEIPT, accepted=["8,800"])
+    fact = q("open_qa", id="f", accepted=["52"])
+    scores = [
+        score_reply(closed, "¥8,800.", detect=english),
+        score_reply(closed, RECEIPT, detect=english),
+        score_reply(fact, "52 loaves.", detect=english),
+        score_reply(fact, "[1] Bake log > 2024\n52 loaves in all.", detect=english),
+    ]
+    assert [(s.correct, s.read_back, s.echo) for s in scores] == [
+        (True, False, False),
+        (True, True, False),
+        (True, False, False),
+        (True, False, True),
+    ]
+    summary = summarise(scores)
+    assert (summary["closed"], summary["closed_not_copied"]) == ([2, 2], [1, 2])
+    assert (summary["facts"], summary["facts_not_copied"]) == ([2, 2], [1, 2])
 
 
 def test_score_labels() -> None:

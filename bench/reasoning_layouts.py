@@ -15,7 +15,13 @@ Each run then answers the same held-out records (greedy, the prompt exactly as c
 the answer parsed as chat parses it), scored per category: closed_qa/open_qa by character F1
 against the reference, classification by exact label, translation by chrF and by whether the
 answer is in the target language, question_to_question by the share of answers with two or more
-questions; loops everywhere. Prints one table and a ``RESULT`` line per layout.
+questions; loops everywhere. Prints one table and a ``RESULT`` line per layout, then a
+``DELTA`` line per layout: its difference from the default layout on the same items, with the
+95% paired bootstrap interval (``open_qa_f1=+0.062[-0.010,+0.153]``); chrF is a corpus figure
+and has none.
+
+``--answers FILE`` scores the answers an earlier run wrote (``--out FILE``) again, training and
+answering nothing; give it that run's ``--records``, ``--val`` and ``--per-category``.
 """
 
 from __future__ import annotations
@@ -27,15 +33,18 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from bonsai.curate.language import script_language
 from bonsai.evaluate.metrics import chrf, is_looping, normalise, question_share
 from bonsai.garden import Garden
-from bonsai.layouts import parse_completion, render_prompt
+from bonsai.layouts import DEFAULT_REASONING_LAYOUT, parse_completion, render_prompt
 from bonsai.nursery.build import NurseryConfig, deal, write_records
 from bonsai.records import Record
 
 LAYOUTS = ("bonsai", "bonsai-after", "bonsai-multitask")
+DEFAULT_LAYOUT = DEFAULT_REASONING_LAYOUT
+"""The layout the others are compared with, item by item: the default one."""
 DATASET = "nursery"
 
 
@@ -66,29 +75,63 @@ def in_language(text: str, language: str) -> bool:
     return found == language if language in ("ja", "zh") else found is None and bool(text.strip())
 
 
+def item_figures(record: Record, answer: str) -> dict[str, float]:
+    """One answer's figures (1.0 or 0.0, or a character F1): what :func:`score` averages."""
+    category = record.category or "?"
+    out: dict[str, float] = {"loops": float(is_looping(answer))}
+    if category == "classification":
+        out["labels"] = float(normalise(answer) == normalise(record.output))
+    elif category == "translation":
+        target = (record.language or "-").split("-")[-1]
+        out["translation_lang"] = float(in_language(answer, target))
+    elif category == "question_to_question":
+        asked = sum(1 for line in answer.splitlines() if line.strip().endswith(("?", "？")))
+        out["q2q"] = float(
+            asked >= 2
+            or (question_share(answer) >= 0.5 and answer.count("?") + answer.count("？") >= 2)
+        )
+    elif category in ("closed_qa", "open_qa"):
+        out[f"{category}_f1"] = char_f1(answer, record.output)
+    return out
+
+
 def score(items: list[tuple[Record, str]]) -> dict[str, float]:
-    """Per-category figures of (record, answer) pairs."""
-    by: dict[str, list[tuple[Record, str]]] = defaultdict(list)
+    """Per-category figures of (record, answer) pairs: the mean of :func:`item_figures`, and
+    the corpus chrF of the translations."""
+    sums: dict[str, list[float]] = defaultdict(list)
     for record, answer in items:
-        by[record.category or "?"].append((record, answer))
-    out: dict[str, float] = {}
-    for category, pairs in sorted(by.items()):
-        if category == "classification":
-            out["labels"] = sum(normalise(a) == normalise(r.output) for r, a in pairs) / len(pairs)
-        elif category == "translation":
-            out["chrf"] = chrf([a for _, a in pairs], [r.output for r, _ in pairs])
-            out["translation_lang"] = sum(
-                in_language(a, (r.language or "-").split("-")[-1]) for r, a in pairs
-            ) / len(pairs)
-        elif category == "question_to_question":
-            out["q2q"] = sum(
-                sum(1 for line in a.splitlines() if line.strip().endswith(("?", "？"))) >= 2
-                or (question_share(a) >= 0.5 and a.count("?") + a.count("？") >= 2)
-                for _, a in pairs
-            ) / len(pairs)
-        elif category in ("closed_qa", "open_qa"):
-            out[f"{category}_f1"] = sum(char_f1(a, r.output) for r, a in pairs) / len(pairs)
-    out["loops"] = sum(is_looping(a) for _, a in items) / max(1, len(items))
+        for name, value in item_figures(record, answer).items():
+            sums[name].append(value)
+    out = {name: sum(values) / len(values) for name, values in sorted(sums.items())}
+    translations = [(r, a) for r, a in items if r.category == "translation"]
+    if translations:
+        out["chrf"] = chrf([a for _, a in translations], [r.output for r, _ in translations])
+    return out
+
+
+def deltas(
+    items: list[Record], said: dict[str, list[str]], against: str
+) -> dict[str, dict[str, tuple[float, float, float] | None]]:
+    """For each layout but ``against``: figure → (mean difference, low, high), the 95% paired
+    bootstrap interval over the same items (None for fewer than five)."""
+    from bonsai.evaluate.metrics import paired_bootstrap_delta
+
+    def figures(layout: str) -> list[dict[str, float]]:
+        return [item_figures(r, a) for r, a in zip(items, said[layout], strict=True)]
+
+    base = figures(against)
+    out: dict[str, dict[str, tuple[float, float, float] | None]] = {}
+    for layout in said:
+        if layout == against:
+            continue
+        mine = figures(layout)
+        row: dict[str, tuple[float, float, float] | None] = {}
+        for name in sorted({k for f in base for k in f}):
+            pairs = [(b[name], m[name]) for b, m in zip(base, mine, strict=True) if name in b]
+            interval = paired_bootstrap_delta([b for b, _ in pairs], [m for _, m in pairs])
+            mean = sum(m - b for b, m in pairs) / len(pairs)
+            row[name] = (mean, interval.low, interval.high) if interval else None
+        out[layout] = row
     return out
 
 
@@ -149,11 +192,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON of every answer")
     parser.add_argument("--base-model", default=None, help="default: the embedded student")
     parser.add_argument("--val", type=int, default=300, help="held-out Japanese Dolly records")
+    parser.add_argument(
+        "--answers",
+        type=Path,
+        default=None,
+        help="score the answers of an earlier run's --out file again (no training or answering)",
+    )
     args = parser.parse_args()
-
-    from bonsai import runs
-    from bonsai.train.args import TrainArgs
-    from bonsai.train.loop import train
 
     config = NurseryConfig(
         data_dir=args.data,
@@ -166,16 +211,84 @@ def main() -> None:
     )
     if args.base_model:
         config.base_model = args.base_model
+    dealt = deal(config)
+    items = pick_items(dealt.val, args.per_category, seed=1)
+    if args.answers:
+        results, said = earlier_answers(args.answers, items)
+    else:
+        results, said = train_and_answer(args, config, dealt, items)
+    metrics = sorted({k for row in results.values() for k in row})
+    print(f"{'layout':18}" + "".join(f"{m:>18}" for m in metrics))
+    for layout, row in results.items():
+        print(f"{layout:18}" + "".join(f"{row.get(m, float('nan')):>18.3f}" for m in metrics))
+    for layout, row in results.items():
+        figures = " ".join(f"{k}={v:.3f}" for k, v in sorted(row.items()))
+        print(f"RESULT layout={layout} {figures}")
+    for layout, row in deltas(items, said, against=DEFAULT_LAYOUT).items():
+        shown = " ".join(
+            f"{name}={d[0]:+.3f}[{d[1]:+.3f},{d[2]:+.3f}]" if d else f"{name}=-"
+            for name, d in row.items()
+        )
+        print(f"DELTA layout={layout} minus={DEFAULT_LAYOUT} {shown}")
+    if args.out:
+        every = {
+            layout: [
+                {
+                    "id": r.id,
+                    "category": r.category or "",
+                    "language": r.language or "",
+                    "answer": a,
+                    "reference": r.output,
+                }
+                for r, a in zip(items, answers_of, strict=True)
+            ]
+            for layout, answers_of in said.items()
+        }
+        args.out.write_text(
+            json.dumps({"results": results, "answers": every}, ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
+
+
+def earlier_answers(
+    path: Path, items: list[Record]
+) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+    """Figures and answers of an earlier run's ``--out`` file, scored again for ``items``."""
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    results: dict[str, dict[str, float]] = {}
+    said: dict[str, list[str]] = {}
+    for layout in LAYOUTS:
+        by_id = {a["id"]: a["answer"] for a in earlier["answers"].get(layout, [])}
+        missing = [r.id for r in items if r.id not in by_id]
+        if missing:
+            raise SystemExit(
+                f"{path}: no {layout} answer to {len(missing)} of the items ({missing[0]}, …);"
+                " give the --records, --val and --per-category of that run"
+            )
+        said[layout] = [by_id[r.id] for r in items]
+        results[layout] = score(list(zip(items, said[layout], strict=True)))
+        for kept in ("val_loss", "train_s"):
+            if kept in earlier["results"].get(layout, {}):
+                results[layout][kept] = earlier["results"][layout][kept]
+    return results, said
+
+
+def train_and_answer(
+    args: argparse.Namespace, config: NurseryConfig, dealt: Any, items: list[Record]
+) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+    """Train each layout (or take its finished run in the work garden) and answer ``items``."""
+    from bonsai import runs
+    from bonsai.train.args import TrainArgs
+    from bonsai.train.loop import train
+
     garden = (
         Garden.init(args.work)
         if not (args.work / "bonsai.toml").exists()
         else Garden(args.work.resolve())
     )
-    dealt = deal(config)
     notes_path = write_records(garden, dealt)
-    items = pick_items(dealt.val, args.per_category, seed=1)
     results: dict[str, dict[str, float]] = {}
-    every: dict[str, list[dict[str, str]]] = {}
+    said: dict[str, list[str]] = {}
     for layout in LAYOUTS:
         done = [
             r
@@ -207,26 +320,11 @@ def main() -> None:
         )
         assert run is not None and run.status == "finished", layout
         trained = time.time() - started
-        said = answers(run.dir, layout, items, dealt.notes, config.base_model)
-        results[layout] = score(list(zip(items, said, strict=True)))
+        said[layout] = answers(run.dir, layout, items, dealt.notes, config.base_model)
+        results[layout] = score(list(zip(items, said[layout], strict=True)))
         results[layout]["val_loss"] = float(run.manifest.summary.get("val_loss", 0.0))
         results[layout]["train_s"] = round(trained, 1)
-        every[layout] = [
-            {"id": r.id, "category": r.category or "", "answer": a, "reference": r.output}
-            for r, a in zip(items, said, strict=True)
-        ]
-    metrics = sorted({k for row in results.values() for k in row})
-    print(f"{'layout':18}" + "".join(f"{m:>18}" for m in metrics))
-    for layout, row in results.items():
-        print(f"{layout:18}" + "".join(f"{row.get(m, float('nan')):>18.3f}" for m in metrics))
-    for layout, row in results.items():
-        figures = " ".join(f"{k}={v:.3f}" for k, v in sorted(row.items()))
-        print(f"RESULT layout={layout} {figures}")
-    if args.out:
-        args.out.write_text(
-            json.dumps({"results": results, "answers": every}, ensure_ascii=False, indent=1),
-            encoding="utf-8",
-        )
+    return results, said
 
 
 if __name__ == "__main__":

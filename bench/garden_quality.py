@@ -30,11 +30,11 @@ What it does, in one run, with the real ``bonsai`` command and the defaults a ne
    answer; a fact found in one of those was read out, not answered. ``facts_not_copied`` and
    ``closed_not_copied`` count the right replies that neither copy the notes block nor read the
    text given with the question back (half its character 5-grams or more): the answers the model
-   picked out itself. And ``note_retrieved``:
-   for questions whose ``source`` is a note, how often retrieval put that note in the prompt
-   (a miss there is retrieval's, not the model's); ``answer_in_prompt``: for facts and closed
-   questions, how often an accepted answer was in the prompt at all (from the garden's chat log);
-   ``category_guessed``: how often chat took the question for its category.
+   picked out itself. And ``note_retrieved``: for questions whose ``source`` is a note, how
+   often retrieval put that note in the prompt (a miss there is retrieval's, not the model's);
+   ``answer_in_prompt``: for facts and closed questions, how often an accepted answer was in
+   the prompt at all (from the garden's chat log); ``category_guessed``: how often chat took
+   the question for its category.
 4. Asks the first eight questions once more with streaming and prints when the first text of
    each answer arrived (median and most, seconds from sending the question).
 

@@ -335,9 +335,9 @@ def summarise(scores: Sequence[Score]) -> dict[str, Any]:
     the translations, ``loops`` ``[looping replies, all replies]``, ``echoes`` the same for
     replies that copy the retrieved-notes block, ``facts_not_copied`` and ``closed_not_copied``
     the right replies that neither copy the notes block nor read the given text back,
-    ``note_retrieved`` ``[questions whose note was
-    retrieved, questions that name a note]``, ``answer_in_prompt`` and ``category_guessed``
-    likewise (diagnostics for the table, not in the RESULT line)."""
+    ``note_retrieved`` ``[questions whose note was retrieved, questions that name a note]``,
+    ``answer_in_prompt`` and ``category_guessed`` likewise (diagnostics for the table, not in
+    the RESULT line)."""
     out: dict[str, Any] = {}
     for kind, name in (
         ("facts", "facts"),

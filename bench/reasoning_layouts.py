@@ -33,13 +33,12 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from bonsai.curate.language import script_language
 from bonsai.evaluate.metrics import chrf, is_looping, normalise, question_share
 from bonsai.garden import Garden
 from bonsai.layouts import DEFAULT_REASONING_LAYOUT, parse_completion, render_prompt
-from bonsai.nursery.build import NurseryConfig, deal, write_records
+from bonsai.nursery.build import Deal, NurseryConfig, deal, write_records
 from bonsai.records import Record
 
 LAYOUTS = ("bonsai", "bonsai-after", "bonsai-multitask")
@@ -274,7 +273,7 @@ def earlier_answers(
 
 
 def train_and_answer(
-    args: argparse.Namespace, config: NurseryConfig, dealt: Any, items: list[Record]
+    args: argparse.Namespace, config: NurseryConfig, dealt: Deal, items: list[Record]
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
     """Train each layout (or take its finished run in the work garden) and answer ``items``."""
     from bonsai import runs

@@ -17,7 +17,7 @@ against the reference, classification by exact label, translation by chrF and by
 answer is in the target language, question_to_question by the share of answers with two or more
 questions; loops everywhere. Prints one table and a ``RESULT`` line per layout, then a
 ``DELTA`` line per layout: its difference from the default layout on the same items, with the
-95% paired bootstrap interval (``open_qa_f1=+0.062[-0.010,+0.153]``); chrF is a corpus figure
+95% paired bootstrap interval (``open_qa_f1=+0.062[-0.008,+0.154]``); chrF is a corpus figure
 and has none.
 
 ``--answers FILE`` scores the answers an earlier run wrote (``--out FILE``) again, training and

@@ -29,7 +29,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from bonsai.evaluate.metrics import is_looping, sentence_chrf
+from bonsai.evaluate.metrics import copies_notes, is_looping, reads_back, sentence_chrf
 
 KINDS = {
     "open_qa": "facts",
@@ -42,7 +42,6 @@ KINDS = {
 
 TARGET_LANGUAGES = ("en", "ja", "zh")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_NOTES_BLOCK = re.compile(r"(?m)^\s*\[\d+\]")
 _FIRST_SENTENCE = re.compile(r"[.。!！?？\n:：;；,，、]")
 
 
@@ -205,24 +204,9 @@ def question_count(reply: str) -> int:
 
 def echoes_notes(reply: str) -> bool:
     """The reply copies the retrieved-notes block ("[1] notes/x.md > …") instead of answering:
-    a fact found in such a reply was read out, not answered, so the result counts these apart."""
-    return bool(_NOTES_BLOCK.search(reply))
-
-
-READ_BACK_SHARE = 0.5
-"""A reply that holds this share of the given text's character 5-grams reads the text back."""
-
-
-def reads_back(reply: str, given: str) -> bool:
-    """The reply repeats most of the text given with the question instead of answering from it:
-    at least :data:`READ_BACK_SHARE` of the text's character 5-grams (after :func:`normalise`)
-    are in the reply. An answer found in such a reply was copied, not read; a short text (under
-    20 characters) is never taken as read back."""
-    text, said = normalise(given), normalise(reply)
-    if len(text) < 20:
-        return False
-    grams = {text[i : i + 5] for i in range(len(text) - 4)}
-    return sum(gram in said for gram in grams) >= READ_BACK_SHARE * len(grams)
+    a fact found in such a reply was read out, not answered, so the result counts these apart
+    (:func:`bonsai.evaluate.metrics.copies_notes`)."""
+    return copies_notes(reply)
 
 
 def source_found(question: Question, sources: Sequence[str] | None) -> bool | None:

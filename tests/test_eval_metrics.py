@@ -6,12 +6,15 @@ from bonsai.evaluate.metrics import (
     bootstrap,
     chrf,
     contains_match,
+    copies_notes,
+    copies_prompt,
     distinct_n,
     exact_match,
     is_looping,
     normalise,
     paired_bootstrap_delta,
     question_share,
+    reads_back,
     repeated_line_ratio,
 )
 
@@ -155,3 +158,17 @@ def test_questions_are_counted() -> None:
     assert question_count("Since when? Is she drinking more? I see.") == 2
     assert question_count("いつからですか？水は飲んでいますか。") == 2
     assert question_count("She should see a vet.") == 0
+
+
+VISIT = "獣医さんの診察中、もちはずっとベッドの下にいました。先生が帰ると、すぐに出てきました。"
+
+
+def test_a_reply_that_copies_the_prompt_is_told_from_an_answer() -> None:
+    assert copies_notes("[1] Care log > Weight\nShe weighs 4.2 kg.")
+    assert not copies_notes("She weighs 4.2 kg [1].")
+    assert reads_back(VISIT, VISIT)
+    assert reads_back("答え：" + VISIT[:30], VISIT)
+    assert not reads_back("ベッドの下です。", VISIT)
+    assert not reads_back("4.2kg", "4.2kgです")  # too short a text to read back
+    assert copies_prompt("[1] 通院記録\nベッドの下", "") and copies_prompt(VISIT, VISIT)
+    assert not copies_prompt("ベッドの下にいました。", VISIT)

@@ -44,6 +44,27 @@ def test_facts_recall_only_where_answers_are_accepted() -> None:
     assert "facts" not in score_answer(record, "4.2kgです。")
 
 
+def test_qa_replies_that_copy_the_prompt_are_marked() -> None:
+    report = (
+        "Visit report: she spent the whole visit under the bed and came out after the vet left."
+    )
+    item = Item(
+        "c",
+        "val",
+        "closed_qa",
+        "en",
+        "Where did Mochi spend the visit?",
+        report,
+        "under the bed",
+        [],
+    )
+    assert score_answer(item, report)["copied"] == 1.0
+    assert score_answer(item, "Under the bed.")["copied"] == 0.0
+    assert score_answer(_item("open_qa"), "[1] Travel notes\nParis")["copied"] == 1.0
+    translation = _item("translation", "The weather is nice today.", "ja-en")
+    assert "copied" not in score_answer(translation, "The weather is nice today.")
+
+
 def test_classification_scores_the_label() -> None:
     item = _probe("classification", "Positive")
     assert score_answer(item, "Positive. She loves it.")["label"] == 1.0

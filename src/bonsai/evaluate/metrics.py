@@ -154,6 +154,34 @@ def gives_label(prediction: str, labels: Sequence[str]) -> bool:
     return any(normalise(label) in said for label in labels)
 
 
+_NOTE_LINE = re.compile(r"(?m)^\s*\[\d+\]")
+READ_BACK_SHARE = 0.5
+"""A reply holding this share of a given text's character 5-grams reads the text back."""
+
+
+def copies_notes(reply: str) -> bool:
+    """The reply copies the prompt's notes section: a line of it starts with a note's number
+    ("[1] Care log > Watering"), as the notes do. An answer says what a note says, not where."""
+    return bool(_NOTE_LINE.search(reply))
+
+
+def reads_back(reply: str, text: str) -> bool:
+    """The reply repeats most of ``text`` (the text given with the question) instead of
+    answering from it: at least :data:`READ_BACK_SHARE` of the text's character 5-grams, after
+    :func:`compact`, are in the reply. A text under 20 characters is never taken as read back."""
+    source, said = compact(text), compact(reply)
+    if len(source) < 20:
+        return False
+    grams = {source[i : i + 5] for i in range(len(source) - 4)}
+    return sum(gram in said for gram in grams) >= READ_BACK_SHARE * len(grams)
+
+
+def copies_prompt(reply: str, given: str) -> bool:
+    """The reply copies the notes (:func:`copies_notes`) or reads the given text back
+    (:func:`reads_back`): a right answer inside it was found, not picked out."""
+    return copies_notes(reply) or reads_back(reply, given)
+
+
 @dataclass
 class Interval:
     mean: float

@@ -26,6 +26,7 @@ SAMPLES_PER_CATEGORY = 3
 
 METRIC_LABELS = {
     "facts": "facts recall (an accepted answer in the reply)",
+    "copied": "copies the notes or the given text",
     "label": "exact label",
     "exact": "exact match",
     "contains": "contains the reference",
@@ -269,6 +270,8 @@ def _badges(item: dict[str, Any], scores: dict[str, float]) -> list[dict[str, st
     badges = []
     if scores.get("loop"):
         badges.append({"kind": "", "text": "loop"})
+    if scores.get("copied"):
+        badges.append({"kind": "", "text": "copied"})
     if "label" in scores:
         badges.append(
             {

@@ -9,7 +9,9 @@ Which numbers matter depends on the category (DESIGN.md, "The seven categories")
 
 - unique QA (open_qa, closed_qa, classification): normalised exact and contains match; for
   questions with accepted answers (probes), facts recall: an accepted answer appears in the reply;
-  for classification, the label the reply gives (the whole reply or its first part);
+  for classification, the label the reply gives (the whole reply or its first part); and
+  whether the reply copies the prompt (the notes section, or the given text read back) instead
+  of answering, which finds a right answer without picking it out;
 - translation: chrF, per direction, and the share of replies in the target language;
 - creative (brainstorming, creative, question_to_question): loops, repeated lines, distinct-n,
   length; brainstorming and creative also chrF against the record's answer (there is no one right
@@ -33,6 +35,7 @@ from bonsai.evaluate.metrics import (
     bootstrap,
     chrf,
     contains_match,
+    copies_prompt,
     distinct_n,
     exact_match,
     gives_label,
@@ -62,7 +65,7 @@ HEADLINE: dict[str, tuple[str, str]] = {
 }
 """The one number per category that the report's bars show (higher is better for all)."""
 
-LOWER_IS_BETTER = frozenset({"loop", "repeated_lines", "val_loss"})
+LOWER_IS_BETTER = frozenset({"loop", "repeated_lines", "val_loss", "copied"})
 CHRF_METRICS = frozenset({"chrf", "ref_chrf", "corpus_chrf"})
 """Metrics on chrF's 0–100 scale (the others are shares from 0 to 1, or lengths)."""
 
@@ -171,6 +174,7 @@ def score_answer(
             scores["label"] = float(gives_label(answer, references))
         elif item.accepted:
             scores["facts"] = float(recalls(answer, item.accepted))
+        scores["copied"] = float(copies_prompt(answer, item.input))
     elif item.category == "translation":
         scores["chrf"] = sentence_chrf(answer, item.reference)
         detect = detect or detect_language

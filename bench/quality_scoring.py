@@ -202,13 +202,6 @@ def question_count(reply: str) -> int:
     return reply.count("?") + reply.count("？")
 
 
-def echoes_notes(reply: str) -> bool:
-    """The reply copies the retrieved-notes block ("[1] notes/x.md > …") instead of answering:
-    a fact found in such a reply was read out, not answered, so the result counts these apart
-    (:func:`bonsai.evaluate.metrics.copies_notes`)."""
-    return copies_notes(reply)
-
-
 def source_found(question: Question, sources: Sequence[str] | None) -> bool | None:
     """Whether retrieval gave the model the note the answer is in (None when the question names
     no note, or the reply did not say what was retrieved): it tells a retrieval miss from a
@@ -241,7 +234,8 @@ class Score:
     questions."""
     loop: bool
     echo: bool = False
-    """The reply copies the retrieved-notes block (:func:`echoes_notes`)."""
+    """The reply copies the retrieved-notes block ("[1] notes/x.md > …") instead of answering
+    (:func:`bonsai.evaluate.metrics.copies_notes`): a fact found in it was read out."""
     read_back: bool = False
     """The reply repeats the text given with the question (:func:`reads_back`)."""
     chrf: float | None = None
@@ -283,7 +277,7 @@ def score_reply(
 
 def _score(question: Question, reply: str, detect: Callable[[str], str | None]) -> Score:
     kind = question.kind
-    loop, echo = is_looping(reply), echoes_notes(reply)
+    loop, echo = is_looping(reply), copies_notes(reply)
     if kind in ("facts", "closed"):
         right = has_accepted(reply, question.accepted)
         read_back = reads_back(reply, question.input)

@@ -253,7 +253,12 @@ def earlier_answers(
     path: Path, items: list[Record]
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
     """Figures and answers of an earlier run's ``--out`` file, scored again for ``items``."""
-    earlier = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"{path}: cannot read the answers ({type(exc).__name__}: {exc})") from None
+    if not isinstance(earlier, dict) or not {"answers", "results"} <= earlier.keys():
+        raise SystemExit(f"{path}: not the --out file of a reasoning_layouts run (no answers)")
     results: dict[str, dict[str, float]] = {}
     said: dict[str, list[str]] = {}
     for layout in LAYOUTS:

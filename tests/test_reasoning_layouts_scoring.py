@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from reasoning_layouts import deltas, item_figures, score
+from reasoning_layouts import deltas, earlier_answers, item_figures, score
 
 from bonsai.records import Record
 
@@ -55,3 +56,22 @@ def test_deltas_pair_the_same_items_against_the_default() -> None:
     assert row["loops"] == (0.0, 0.0, 0.0)
     few = deltas(items[:3], {k: v[:3] for k, v in said.items()}, against="bonsai-multitask")
     assert few["bonsai"]["closed_qa_f1"] is None  # fewer than five items: no interval
+
+
+def test_an_answers_file_that_is_not_one_is_refused_by_name(tmp_path: Path) -> None:
+    items = [record(1, "closed_qa", "abcd")]
+    for name, content in (
+        ("other.json", b'{"x": 1}'),
+        ("broken.json", b"{"),
+        ("bom.json", b"\xff"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(SystemExit, match=re.escape(name)):
+            earlier_answers(path, items)
+    with pytest.raises(SystemExit, match=re.escape("missing.json")):
+        earlier_answers(tmp_path / "missing.json", items)
+    partial = tmp_path / "partial.json"
+    partial.write_text('{"answers": {"bonsai": []}, "results": {}}', encoding="utf-8")
+    with pytest.raises(SystemExit, match="no bonsai answer to 1 of the items"):
+        earlier_answers(partial, items)

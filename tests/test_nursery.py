@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bonsai.errors import BonsaiError
 from bonsai.garden import Garden
 from bonsai.layouts import BASE
 from bonsai.nursery import install_stock, rehearsal, stock_fits
@@ -87,7 +88,7 @@ def test_the_deal_is_deterministic_and_covers_every_category(data_dir: Path, tmp
     second = deal(_config(data_dir, tmp_path / "w2"))
     assert [r.id for r in first.val] == [r.id for r in second.val]
     assert first.notes == second.notes
-    assert len(first.shards) == 2
+    assert len(first.shards) == 3
     ids = [r.id for part in (first.val, *first.shards) for r in part]
     assert len(ids) == len(set(ids))  # no record twice
     seen = {r.category for shard in first.shards for r in shard}
@@ -97,6 +98,25 @@ def test_the_deal_is_deterministic_and_covers_every_category(data_dir: Path, tmp
     assert all("{text}" not in r.instruction + r.input for r in translations)
     assert all(r.split == "val" for r in first.val)
     assert {r.shard for r in first.shards[1]} == {1}
+
+
+def test_shard_c_reads_the_texts_no_other_shard_took(data_dir: Path, tmp_path: Path) -> None:
+    dealt = deal(_config(data_dir, tmp_path / "w"))
+    shard_a, shard_b, shard_c = dealt.shards
+    taken = {r.id for r in (*dealt.val, *shard_a, *shard_b)}
+    dolly = [r for r in shard_c if r.id.startswith("dolly-ja-")]
+    # Every fifth of the 60 Japanese records is a closed question with a text: those of them
+    # that neither the validation set nor shards A and B took.
+    left = {f"dolly-ja-{i}" for i in range(1, 60, 5)} - taken
+    assert left and {r.id for r in dolly} == left
+    for record in dolly:
+        assert record.category == "closed_qa"
+        assert record.input or "the answer is" in dealt.notes[record.id]  # its text, to read
+    translations = [r for r in shard_c if r.category == "translation"]
+    assert len(translations) == 5  # half a shard's pairs, none of them trained before
+    assert not {r.instruction for r in translations} & {r.instruction for r in shard_a + shard_b}
+    assert {r.category for r in shard_c} >= {"question_to_question", "classification"}
+    assert {r.shard for r in shard_c} == {2}
 
 
 def test_a_reference_text_becomes_a_note_or_stays_the_given_input() -> None:
@@ -271,3 +291,42 @@ def test_rehearsal_only_writes_the_file_beside_the_stock_and_trains_nothing(
     assert {r.id.removeprefix(rehearsal.ID_PREFIX) for r in shipped.records} <= trained
     assert {r.category for r in shipped.records} == set(CATEGORIES)
     assert not (tmp_path / "work").exists()
+
+
+def test_a_build_can_continue_the_shipped_stock_with_the_shards_it_lacks(
+    data_dir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bonsai.nursery as nursery
+    from bonsai.nursery.build import build
+
+    def config(work: str, out: str, **changes) -> NurseryConfig:
+        return replace(
+            _config(data_dir, tmp_path / work),
+            out_dir=tmp_path / out,
+            base_model=str(tiny_model_dir),
+            max_steps=1,
+            batch_tokens=256,
+            micro_tokens=256,
+            max_length=64,
+            **changes,
+        )
+
+    stock = build(config("w1", "stock", shards=1))
+    assert stock is not None
+    monkeypatch.setattr(nursery, "STOCK_DIR", stock)
+    with pytest.raises(BonsaiError, match="already holds shards A") as error:
+        build(config("w2", "next", shards=1, continue_stock=True))
+    assert error.value.hint == "--shards 2 trains shard B on top of it"
+
+    grown = build(config("w2", "next", shards=3, continue_stock=True))
+    assert grown is not None
+    shipped = json.loads((stock / "manifest.json").read_text("utf-8"))["nursery"]["lineage"]
+    lineage = json.loads((grown / "manifest.json").read_text("utf-8"))["nursery"]["lineage"]
+    assert [step["shard"] for step in lineage] == ["A", "B", "C"]
+    assert lineage[0] == shipped[0]  # shard A as the shipped stock recorded it, not trained again
+    from bonsai import runs
+
+    work = Garden(tmp_path / "w2")
+    trained = runs.list_runs(work, dataset="nursery")
+    assert sorted(r.manifest.shard for r in trained if not r.id.startswith("nursery-")) == [1, 2]
+    work.close()

@@ -69,3 +69,44 @@ def test_a_notes_file_must_map_ids_to_text(tmp_path: Path) -> None:
         read_notes_file(bad)
     with pytest.raises(BonsaiError, match="cannot read"):
         read_notes_file(tmp_path / "missing.json")
+
+
+def test_a_notes_file_counts_only_the_prompts_of_the_run(tiny_model_dir: Path, tmp_path: Path):
+    import json
+
+    from bonsai.garden import Garden
+    from bonsai.store import Change, RecordStore
+    from bonsai.train.args import TrainArgs
+    from bonsai.train.prepare import prepare
+
+    garden = Garden.init(tmp_path / "g")
+    records = [
+        Record(
+            id=f"r{i}",
+            instruction=f"Q {i}?",
+            output="A.",
+            category="open_qa",
+            language="en",
+            shard=i % 2,
+        )
+        for i in range(20)
+    ]
+    RecordStore(garden.db).apply(
+        "d", [Change(None, r) for r in records], kind="import", description="t"
+    )
+    notes_file = tmp_path / "notes.json"
+    # Notes for every record of both shards, and for records the garden does not hold.
+    notes = {f"r{i}": "[1]\nA note." for i in range(20)} | {f"x{i}": "[1]\nX." for i in range(9)}
+    notes_file.write_text(json.dumps(notes), "utf-8")
+    args = TrainArgs(
+        dataset="d",
+        base_model=str(tiny_model_dir),
+        layout="alpaca",
+        from_run="base",
+        shard=0,
+        notes=str(notes_file),
+    )
+    prep = prepare(garden, args)
+    said = [note for note in prep.notes if note.startswith("notes in ")]
+    assert said == [f"notes in 10 of 10 prompts (--notes {notes_file})"]
+    garden.close()

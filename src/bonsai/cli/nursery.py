@@ -37,7 +37,7 @@ def build(
         ),
     ] = None,
     per_shard: Annotated[
-        int, typer.Option(help="Japanese Dolly records in each of the two shards.")
+        int, typer.Option(help="Japanese Dolly records in shards A and B.")
     ] = 5000,
     pairs_per_shard: Annotated[
         int, typer.Option(help="Translation records (from sentence pairs) in each shard.")
@@ -64,8 +64,19 @@ def build(
     ] = 300,
     val_pairs: Annotated[int, typer.Option(help="Translation records held out.")] = 200,
     shards: Annotated[
-        int, typer.Option(help="Shards to train, A first (1: shard A only, a shorter build).")
+        int,
+        typer.Option(
+            help="Shards to train, A first: 1 (A only, a shorter build), 2 (A, then B), "
+            "3 (then C, reading)."
+        ),
     ] = 2,
+    continue_stock: Annotated[
+        bool,
+        typer.Option(
+            "--continue-stock",
+            help="Start from the shipped stock and train only the shards it was not grown on.",
+        ),
+    ] = False,
     records_only: Annotated[
         bool, typer.Option("--records-only", help="Deal and write the records; train nothing.")
     ] = False,
@@ -77,7 +88,7 @@ def build(
         ),
     ] = False,
 ) -> None:
-    """Grow the nursery stock from the shared open data: shard A, then shard B.
+    """Grow the nursery stock from the shared open data: shard A, then B (then C, reading).
 
     About two hours on a 2-core CPU with the defaults. Progress is shown; a killed build
     resumes where it stopped when you run the same command again.
@@ -101,6 +112,7 @@ def build(
         shards=shards,
         only_records=records_only,
         only_rehearsal=rehearsal_only,
+        continue_stock=continue_stock,
     )
     written = build_stock(config, err_console)
     if written is not None:

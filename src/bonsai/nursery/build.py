@@ -6,15 +6,19 @@
    shards, as the seeds' author trained Dolly in shards one after another. Shard A also takes
    the English Dolly records, shard B the question-to-question and classification records
    written for the project; both take translation records made from sentence pairs (J→E and
-   E→J). Every record is in the BONSAI record form, with one of the seven categories.
+   E→J). Shard C is for reading: the Japanese Dolly records left over that come with a text and
+   answer from it briefly, with new translation records and the q2q and label records again.
+   Every record is in the BONSAI record form, with one of the seven categories.
 2. **Notes, as chat gives them** (retrieval-aware training, cf. RAFT). A Dolly record that
    comes with a reference text gets it as the gold note among distractor notes (other records'
    texts), or keeps it as the given input (reading a text given with the question), with or
    without distractors; a record without one gets distractors or nothing.
 3. **Reasoning.** A quarter of the records get a composed reasoning (the template teacher), so
    the student learns the reasoning task of the ``bonsai-multitask`` layout.
-4. **Train** shard A, then shard B continuing A's adapter (each a normal run in a work garden,
-   so a killed build resumes where it stopped), and report held-out loss after each.
+4. **Train** shard A, then shard B continuing A's adapter, then (``--shards 3``) shard C
+   continuing B's (each a normal run in a work garden, so a killed build resumes where it
+   stopped), and report held-out loss after each. ``--continue-stock`` starts from the shipped
+   stock instead and trains only the shards it was not grown on.
 5. **Ship** the last run's adapter with its manifest, curves and the data licence, and
    ``rehearsal.jsonl``: short records of the shards that a keeper's round trains on again
    (:mod:`.rehearsal`). ``--rehearsal-only`` writes that file alone, for the stock already shipped.
@@ -43,7 +47,9 @@ from bonsai.student.embedded import EMBEDDED_MODEL
 
 DATASET = "nursery"
 NOTES_FILE = "notes.json"
-SHARD_NAMES = ("A", "B")
+SHARD_NAMES = ("A", "B", "C")
+READING_OUTPUT_LIMIT = 400
+"""Shard C's reading records answer in at most this many characters (extraction, not essays)."""
 
 
 @dataclass
@@ -57,9 +63,10 @@ class NurseryConfig:
     out_dir: Path | None = None
     """Where the stock is written (None: the stock folder inside the package)."""
     dolly_ja_per_shard: int = 5000
-    """Japanese Dolly records in each shard."""
+    """Japanese Dolly records in shards A and B (shard C reads from those left over)."""
     pairs_per_shard: int = 1200
-    """Translation records made from sentence pairs in each shard (half each way)."""
+    """Translation records made from sentence pairs in shards A and B (half each way; shard C
+    takes half as many)."""
     val_records: int = 300
     """Japanese Dolly records held out for validation (plus a share of the others)."""
     val_pairs: int = 200
@@ -81,11 +88,15 @@ class NurseryConfig:
     """Validation loss every this many steps (None: derived, about ten times a shard)."""
     base_model: str = EMBEDDED_MODEL
     shards: int = 2
-    """How many of the shards to train, A first (1: shard A only, a shorter build)."""
+    """How many of the shards to train, A first (1: shard A only, a shorter build; 3: shard C,
+    reading, after B)."""
     only_records: bool = False
     """Write the records and notes and stop (no training)."""
     only_rehearsal: bool = False
     """Deal the records and write the stock's rehearsal.jsonl alone (no training)."""
+    continue_stock: bool = False
+    """Start from the stock the package ships and train only the shards it was not grown on
+    (its manifest's lineage says which), instead of growing every shard from the bare model."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -171,7 +182,7 @@ def deal(config: NurseryConfig, console: Console | None = None) -> Deal:
     rng = random.Random(config.seed)
     ja = sources.read_dolly(data / sources.DOLLY_JA, language="ja", prefix="dolly-ja")
     en = sources.read_dolly(data / sources.DOLLY_EN, language="en", prefix="dolly-en")
-    n_shards = len(SHARD_NAMES)
+    n_shards = 2  # shards A and B deal Dolly and pairs evenly; shard C takes what is left
     wanted = config.val_records + n_shards * config.dolly_ja_per_shard
     if len(ja) < wanted:
         raise BonsaiError(
@@ -182,7 +193,9 @@ def deal(config: NurseryConfig, console: Console | None = None) -> Deal:
     rng.shuffle(ja)
     rng.shuffle(en)
     pairs = sources.read_pairs(
-        data / sources.PAIRS, n_shards * config.pairs_per_shard + config.val_pairs, config.seed
+        data / sources.PAIRS,
+        n_shards * config.pairs_per_shard + config.pairs_per_shard // 2 + config.val_pairs,
+        config.seed,
     )
     translation = sources.translation_records(pairs, config.seed)
     q2q = sources.project_records("question_to_question")
@@ -205,9 +218,20 @@ def deal(config: NurseryConfig, console: Console | None = None) -> Deal:
     shard_b = ja[start + per : start + 2 * per] + translation[ppair : 2 * ppair] + q2q + labels
     # q2q and labels are few: shard A sees half of them too, so both shards teach every category.
     shard_a += q2q[: len(q2q) // 2] + labels[: len(labels) // 2]
+    # Shard C, reading: the Japanese Dolly records neither shard took that come with a text to
+    # read and answer from it briefly, with new translation records and the q2q and label
+    # records again, so that reading is trained without the other categories fading.
+    reading = [
+        item
+        for item in ja[start + 2 * per :]
+        if item.context
+        and item.record.category == "closed_qa"
+        and len(item.record.output) <= READING_OUTPUT_LIMIT
+    ]
+    shard_c = reading + translation[2 * ppair : 2 * ppair + ppair // 2] + q2q + labels
 
     result = Deal()
-    for part_no, part in enumerate([val, shard_a, shard_b]):
+    for part_no, part in enumerate([val, shard_a, shard_b, shard_c]):
         records, notes = with_notes(part, seed=config.seed + part_no)
         records = with_reasoning(records, config.reasoning_share, config.seed + part_no)
         result.notes.update(notes)
@@ -293,10 +317,15 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
     notes_path = write_records(garden, result)
     if config.only_records:
         return None
-    parent: str | None = None
     if not 1 <= config.shards <= len(SHARD_NAMES):
-        raise BonsaiError(f"--shards must be 1 or {len(SHARD_NAMES)}", field="shards")
+        raise BonsaiError(f"--shards must be between 1 and {len(SHARD_NAMES)}", field="shards")
+    parent: str | None = None
+    first = 0
+    if config.continue_stock:
+        parent, first = _continued_stock(garden, config, console)
     for shard, name in enumerate(SHARD_NAMES[: config.shards]):
+        if shard < first:
+            continue
         run = _shard_run(garden, shard)
         if run is not None and run.status == "finished":
             console.print(f"Shard {name}: run {run.id} already finished.")
@@ -333,6 +362,33 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
     return ship(garden, parent, config, result)
 
 
+def _continued_stock(garden: Garden, config: NurseryConfig, console: Console) -> tuple[str, int]:
+    """The shipped stock as a run of the work garden, and the first shard it was not grown on."""
+    from bonsai.nursery import STOCK_DIR, install_stock, stock_manifest
+
+    manifest = stock_manifest(STOCK_DIR)
+    if manifest is None:
+        raise BonsaiError("--continue-stock: no nursery stock is shipped with this installation")
+    if manifest["base_model"]["name"] != config.base_model:
+        raise BonsaiError(
+            f"--continue-stock: the shipped stock was grown on {manifest['base_model']['name']}",
+            field="base_model",
+        )
+    grown = [step["shard"] for step in manifest.get("nursery", {}).get("lineage", [])]
+    first = len(grown)
+    if first >= config.shards:
+        raise BonsaiError(
+            f"--continue-stock: the shipped stock already holds shards {', '.join(grown)}",
+            field="shards",
+            hint=f"--shards {first + 1} trains shard {SHARD_NAMES[first]} on top of it"
+            if first < len(SHARD_NAMES)
+            else None,
+        )
+    run_id = install_stock(garden, STOCK_DIR)
+    console.print(f"Continuing the shipped stock (shards {', '.join(grown)}): run {run_id}.")
+    return run_id, first
+
+
 def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Path:
     """Copy the run's adapter, manifest, metrics and curves into the stock folder, with the
     lineage (every shard's held-out loss) and the data licence."""
@@ -344,6 +400,10 @@ def ship(garden: Garden, run_id: str, config: NurseryConfig, result: Deal) -> Pa
     lineage = []
     current: Any = run
     while current is not None:
+        earlier = current.manifest.extra.get("nursery", {}).get("lineage")
+        if earlier:  # a shipped stock the build continued: its own shards, as it recorded them
+            lineage.extend(reversed(earlier))
+            break
         lineage.append(
             {
                 "run": current.id,

@@ -261,10 +261,10 @@ def prepare(
     train_report, val_report = DataReport(), DataReport()
     notes_by_id = training_notes(garden, [*split.train, *split.val], args.notes, args.seed)
     if notes_by_id:
-        notes.append(
-            f"notes in {len(notes_by_id)} of {len(split.train) + len(split.val)} prompts "
-            f"(--notes {args.notes})"
-        )
+        prompts = [*split.train, *split.val]
+        # A notes file may hold notes for records of other shards: count this run's prompts.
+        with_notes = sum(record.id in notes_by_id for record in prompts)
+        notes.append(f"notes in {with_notes} of {len(prompts)} prompts (--notes {args.notes})")
     train = tokenise(split.train, tokenizer, layout, report=train_report, notes=notes_by_id)
     reading = _reading(garden, args, len(split.train))
     if reading.records:

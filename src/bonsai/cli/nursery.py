@@ -40,7 +40,10 @@ def build(
         int, typer.Option(help="Japanese Dolly records in shards A and B.")
     ] = 5000,
     pairs_per_shard: Annotated[
-        int, typer.Option(help="Translation records (from sentence pairs) in each shard.")
+        int,
+        typer.Option(
+            help="Translation records (from sentence pairs) in shards A and B; C takes half."
+        ),
     ] = 1200,
     micro_tokens: Annotated[
         int | None,

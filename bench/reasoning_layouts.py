@@ -35,15 +35,19 @@ from collections import defaultdict
 from pathlib import Path
 
 from bonsai.curate.language import script_language
-from bonsai.evaluate.metrics import chrf, is_looping, normalise, question_share
+from bonsai.evaluate.metrics import (
+    chrf,
+    is_looping,
+    normalise,
+    paired_bootstrap_delta,
+    question_share,
+)
 from bonsai.garden import Garden
 from bonsai.layouts import DEFAULT_REASONING_LAYOUT, parse_completion, render_prompt
 from bonsai.nursery.build import Deal, NurseryConfig, deal, write_records
 from bonsai.records import Record
 
 LAYOUTS = ("bonsai", "bonsai-after", "bonsai-multitask")
-DEFAULT_LAYOUT = DEFAULT_REASONING_LAYOUT
-"""The layout the others are compared with, item by item: the default one."""
 DATASET = "nursery"
 
 
@@ -113,7 +117,6 @@ def deltas(
 ) -> dict[str, dict[str, tuple[float, float, float] | None]]:
     """For each layout but ``against``: figure → (mean difference, low, high), the 95% paired
     bootstrap interval over the same items (None for fewer than five)."""
-    from bonsai.evaluate.metrics import paired_bootstrap_delta
 
     def figures(layout: str) -> list[dict[str, float]]:
         return [item_figures(r, a) for r, a in zip(items, said[layout], strict=True)]
@@ -128,8 +131,7 @@ def deltas(
         for name in sorted({k for f in base for k in f}):
             pairs = [(b[name], m[name]) for b, m in zip(base, mine, strict=True) if name in b]
             interval = paired_bootstrap_delta([b for b, _ in pairs], [m for _, m in pairs])
-            mean = sum(m - b for b, m in pairs) / len(pairs)
-            row[name] = (mean, interval.low, interval.high) if interval else None
+            row[name] = (interval.mean, interval.low, interval.high) if interval else None
         out[layout] = row
     return out
 
@@ -223,12 +225,12 @@ def main() -> None:
     for layout, row in results.items():
         figures = " ".join(f"{k}={v:.3f}" for k, v in sorted(row.items()))
         print(f"RESULT layout={layout} {figures}")
-    for layout, row in deltas(items, said, against=DEFAULT_LAYOUT).items():
+    for layout, row in deltas(items, said, against=DEFAULT_REASONING_LAYOUT).items():
         shown = " ".join(
             f"{name}={d[0]:+.3f}[{d[1]:+.3f},{d[2]:+.3f}]" if d else f"{name}=-"
             for name, d in row.items()
         )
-        print(f"DELTA layout={layout} minus={DEFAULT_LAYOUT} {shown}")
+        print(f"DELTA layout={layout} minus={DEFAULT_REASONING_LAYOUT} {shown}")
     if args.out:
         every = {
             layout: [

@@ -275,6 +275,19 @@ def test_records_and_notes_are_written_once(data_dir: Path, tmp_path: Path) -> N
     assert json.loads(notes_path.read_text("utf-8")) == dealt.notes
 
 
+def test_a_work_garden_from_before_shard_c_gets_its_records(data_dir: Path, tmp_path: Path):
+    from bonsai.store import RecordStore
+
+    config = _config(data_dir, tmp_path / "w")
+    garden = Garden.init(config.work_dir)
+    dealt = deal(config)
+    write_records(garden, replace(dealt, shards=dealt.shards[:2]))  # an older build's deal
+    write_records(garden, dealt)
+    store = RecordStore(garden.db)
+    assert len(store.records("nursery", shard=2)) == len(dealt.shards[2]) > 0
+    assert store.count("nursery") == len(dealt.val) + sum(len(s) for s in dealt.shards)
+
+
 def test_rehearsal_only_writes_the_file_beside_the_stock_and_trains_nothing(
     data_dir: Path, tmp_path: Path
 ) -> None:

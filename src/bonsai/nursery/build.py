@@ -270,16 +270,19 @@ def _open_work_garden(config: NurseryConfig) -> Garden:
 
 
 def write_records(garden: Garden, result: Deal) -> Path:
-    """The dealt records as the work garden's dataset, and the notes file; idempotent."""
+    """The dealt records as the work garden's dataset, and the notes file; idempotent. A work
+    garden written before a shard existed (shard C) gets that shard's records added."""
     from bonsai.store import Change, RecordStore
 
     store = RecordStore(garden.db)
     notes_path = garden.root / NOTES_FILE
-    if DATASET not in store.dataset_names():
-        records = [*result.val, *(r for shard in result.shards for r in shard)]
+    held = {r.id for r in store.records(DATASET)} if DATASET in store.dataset_names() else set()
+    records = [*result.val, *(r for shard in result.shards for r in shard)]
+    missing = [r for r in records if r.id not in held]
+    if missing:
         store.apply(
             DATASET,
-            [Change(None, r) for r in records],
+            [Change(None, r) for r in missing],
             kind="import",
             description="nursery records from the shared data",
         )

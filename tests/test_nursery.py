@@ -343,3 +343,10 @@ def test_a_build_can_continue_the_shipped_stock_with_the_shards_it_lacks(
     trained = runs.list_runs(work, dataset="nursery")
     assert sorted(r.manifest.shard for r in trained if not r.id.startswith("nursery-")) == [1, 2]
     work.close()
+
+
+def test_a_shard_count_out_of_range_is_refused_before_anything_is_written(tmp_path: Path):
+    with pytest.raises(BonsaiError, match="between 1 and 3") as error:
+        NurseryConfig(data_dir=tmp_path / "data", work_dir=tmp_path / "work", shards=4)
+    assert error.value.field == "shards"
+    assert not (tmp_path / "work").exists()

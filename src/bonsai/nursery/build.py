@@ -98,6 +98,10 @@ class NurseryConfig:
     """Start from the stock the package ships and train only the shards it was not grown on
     (its manifest's lineage says which), instead of growing every shard from the bare model."""
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.shards <= len(SHARD_NAMES):
+            raise BonsaiError(f"--shards must be between 1 and {len(SHARD_NAMES)}", field="shards")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
@@ -320,8 +324,6 @@ def build(config: NurseryConfig, console: Console | None = None) -> Path | None:
     notes_path = write_records(garden, result)
     if config.only_records:
         return None
-    if not 1 <= config.shards <= len(SHARD_NAMES):
-        raise BonsaiError(f"--shards must be between 1 and {len(SHARD_NAMES)}", field="shards")
     parent: str | None = None
     first = 0
     if config.continue_stock:

@@ -22,7 +22,7 @@ from bonsai.layouts import (
 )
 from bonsai.records import Record
 from bonsai.sample import records_path
-from bonsai.train.args import DataStats, TrainArgs, derive
+from bonsai.train.args import CONTINUED_EPOCHS, DataStats, TrainArgs, derive
 from bonsai.train.data import (
     CATEGORY_NAMES,
     DataReport,
@@ -315,6 +315,19 @@ def test_derived_settings_are_filled_and_explained() -> None:
     assert any(note.startswith("epochs 3") for note in notes)
     big, _ = derive(TrainArgs(dataset="d", lora_rank=4), DataStats(50_000, 10_000_000, 500))
     assert big.epochs == 1 and big.lora_rank == 4 and big.batch_tokens == 8192
+
+
+def test_a_run_that_continues_an_adapter_gets_at_most_two_epochs() -> None:
+    small = DataStats(200, 40_000, 230)
+    continued, notes = derive(TrainArgs(dataset="d", from_run="nursery-1"), small)
+    assert continued.epochs == CONTINUED_EPOCHS == 2
+    assert "epochs 2 (200 training examples, continuing run nursery-1)" in notes
+    fresh, _ = derive(TrainArgs(dataset="d", from_run="base"), small)
+    assert fresh.epochs == 3
+    given, _ = derive(TrainArgs(dataset="d", from_run="nursery-1", epochs=3), small)
+    assert given.epochs == 3
+    big, _ = derive(TrainArgs(dataset="d", from_run="nursery-1"), DataStats(50_000, 10**7, 500))
+    assert big.epochs == 1
 
 
 @pytest.mark.parametrize(

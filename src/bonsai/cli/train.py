@@ -53,7 +53,9 @@ def train(
     epochs: Annotated[
         float | None,
         typer.Option(
-            help="Passes over the data (default: from the data size).", show_default=False
+            help="Passes over the data (default: from the data size, at most 2 when the run"
+            " continues the nursery stock or an earlier run).",
+            show_default=False,
         ),
     ] = None,
     max_steps: Annotated[

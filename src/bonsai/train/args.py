@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, NamedTuple
 
 from bonsai.errors import BonsaiError
-from bonsai.layouts import LAYOUTS
+from bonsai.layouts import BASE, LAYOUTS
 
 OVERLONG_POLICIES: tuple[str, ...] = ("truncate", "skip")
 ON_OFF: tuple[str, ...] = ("on", "off")
@@ -32,6 +32,10 @@ STEPS_PER_EPOCH = 20
 """The optimizer steps an epoch aims at when ``batch_tokens`` is derived."""
 MAX_BATCH_TOKENS = 8192
 """The most tokens a derived optimizer step holds (a step stays a few seconds on a small CPU)."""
+CONTINUED_EPOCHS = 2.0
+"""The most epochs derived for a run that continues an adapter (the nursery stock or an earlier
+round): its validation loss stops falling after about two, and a third costs half as much time
+again (docs/training.md, "How long a keeper's round trains")."""
 
 
 @dataclass
@@ -49,7 +53,8 @@ class TrainArgs:
     shard: int | None = None
     """Train only on this shard of the training records (``bonsai data split --shards``)."""
     epochs: float | None = None
-    """Passes over the training records (None: derived from how many there are)."""
+    """Passes over the training records (None: derived from how many there are, and at most
+    ``CONTINUED_EPOCHS`` for a run that continues an adapter)."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides ``epochs``)."""
     lr: float = 2e-4
@@ -315,7 +320,11 @@ def derive(args: TrainArgs, stats: DataStats) -> tuple[TrainArgs, list[str]]:
     epochs = args.epochs
     if epochs is None and args.max_steps is None:
         epochs = 3.0 if n < 1_000 else 2.0 if n < 20_000 else 1.0
-        notes.append(f"epochs {epochs:g} ({n:,} training examples)")
+        why = f"{n:,} training examples"
+        if args.from_run not in (None, BASE) and epochs > CONTINUED_EPOCHS:
+            epochs = CONTINUED_EPOCHS
+            why += f", continuing run {args.from_run}"
+        notes.append(f"epochs {epochs:g} ({why})")
 
     batch_tokens = args.batch_tokens
     if batch_tokens is None:

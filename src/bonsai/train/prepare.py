@@ -259,9 +259,9 @@ def prepare(
     check_base_model(base_model)
     tokenizer = load_tokenizer(base_model)
     train_report, val_report = DataReport(), DataReport()
-    notes_by_id = training_notes(garden, [*split.train, *split.val], args.notes, args.seed)
+    prompts = [*split.train, *split.val]
+    notes_by_id = training_notes(garden, prompts, args.notes, args.seed)
     if notes_by_id:
-        prompts = [*split.train, *split.val]
         # A notes file may hold notes for records of other shards: count this run's prompts.
         with_notes = sum(record.id in notes_by_id for record in prompts)
         notes.append(f"notes in {with_notes} of {len(prompts)} prompts (--notes {args.notes})")

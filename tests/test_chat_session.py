@@ -228,3 +228,62 @@ def test_warm_loads_what_a_first_question_waits_for(
     assert fresh._lingua is not None  # the statistical models are loaded
     assert loaded == ["encoder"]  # the notes' encoder too
     assert store.list_turns(garden.db) == []  # warming is not a turn
+
+
+class PriorRecorder:
+    """The tiny engine, noting the prior prompt each answer is weighed against."""
+
+    def __init__(self, engine: TransformersGenerator) -> None:
+        self.engine = engine
+        self.priors: list[str | None] = []
+
+    @property
+    def max_context(self) -> int:
+        return self.engine.max_context
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine.count_tokens(text)
+
+    def stream(self, prompt: str, args: GenerateArgs, *, prior: str | None = None):
+        self.priors.append(prior)
+        return self.engine.stream(prompt, args, prior=prior)
+
+
+def test_an_answer_is_weighed_against_the_prompt_without_its_notes_and_given_text(
+    garden: Garden, engine: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_sample_notes(garden, monkeypatch)
+    recorder = PriorRecorder(engine)
+    session = ChatSession(
+        garden.db,
+        recorder,
+        get_layout("bonsai-multitask"),
+        run_id="base",
+        base_model="tiny",
+        args=ChatArgs(generate=SHORT, k=3),
+    )
+    with_notes = session.ask("What wet food does Mochi eat for breakfast?")
+    prior = recorder.priors[-1]
+    assert prior is not None and "### Notes:" in with_notes.log.rendered_prompt
+    assert "### Notes:" not in prior
+    prompt = with_notes.log.rendered_prompt
+    assert (
+        prior == prompt[: prompt.index("### Notes:")] + prompt[prompt.index("### Instruction:") :]
+    )
+    assert "### Instruction:\nWhat wet food does Mochi eat for breakfast?" in prior
+    report = "Ms. Sato's visit report, 4 August: Mochi stayed under the bed the whole time."
+    session.ask(
+        f"According to this report, where did Mochi spend the visit?\n\n{report}", rag=False
+    )
+    given_prior = recorder.priors[-1]
+    assert given_prior is not None and report not in given_prior
+    assert "### Category: closed_qa" in given_prior  # the same record, less its text
+    session.ask("What wet food does Mochi eat for breakfast?", rag=False)
+    assert recorder.priors[-1] is None  # nothing to weigh against
+    # A translation's source is its own text: it is not weighed towards the notes.
+    translation = session.ask("英語に訳してください：もちは毎朝ウェットフードを食べます。")
+    assert translation.log.category == "translation" and translation.log.retrieved
+    assert recorder.priors[-1] is None
+    off = GenerateArgs(max_new_tokens=8, seed=0, context_weight=0.0)
+    session.ask("What wet food does Mochi eat for breakfast?", generate_args=off)
+    assert recorder.priors[-1] is None

@@ -17,6 +17,7 @@ from bonsai.generate.controls import (
     digit_tokens,
     first_stop,
     held_back,
+    weigh_context,
 )
 
 
@@ -122,6 +123,8 @@ def test_stop_sequences_and_hold_back() -> None:
         ("no_repeat_ngram_size", -2),
         ("stop", ("",)),
         ("loop_min_span", 1),
+        ("context_weight", -0.1),
+        ("context_weight", 2.5),
     ],
 )
 def test_bad_generate_args_name_the_field(field: str, value: object) -> None:
@@ -149,3 +152,22 @@ def test_a_digit_inside_a_number_is_not_penalised_but_a_new_number_is() -> None:
     state.add(3)  # "cm"
     out = apply_controls(torch.tensor([1.0, 4.0, 1.0, 4.0]), state, args)
     assert out.tolist() == [1.0, 2.0, 1.0, 2.0]  # a new number's "2" is penalised, as is "cm"
+
+
+def test_context_weighing_lifts_what_the_context_adds_among_plausible_tokens() -> None:
+    # Token 1 is what the model says anyway; token 2 is what the notes make likely; token 3 is
+    # unlikely with the notes (below a tenth of the best) and more unlikely without them.
+    with_notes = torch.tensor([0.0, 3.0, 2.8, 0.2])
+    without = torch.tensor([0.0, 3.0, 0.5, -4.0])
+    scores = weigh_context(with_notes, without, 0.5)
+    assert int(torch.argmax(with_notes)) == 1 and int(torch.argmax(scores)) == 2
+    assert scores[2].item() == pytest.approx(1.5 * 2.8 - 0.5 * 0.5)
+    # Implausible with the notes: never lifted by the difference, however large.
+    assert scores[0].item() == -math.inf and scores[3].item() == -math.inf
+    # Softmax of the scores is p^(1+w) / q^w, renormalised over the plausible tokens.
+    p, q = torch.softmax(with_notes, -1), torch.softmax(without, -1)
+    expected = p[1:3] ** 1.5 / q[1:3] ** 0.5
+    assert torch.allclose(torch.softmax(scores, -1)[1:3], expected / expected.sum(), atol=1e-6)
+    # The same prompt on both sides changes no plausible token's score.
+    same = weigh_context(with_notes, with_notes, 0.5)
+    assert torch.allclose(same[1:3], with_notes[1:3])

@@ -147,3 +147,39 @@ def test_the_fast_int8_engine_streams_the_same_way(tiny_model_dir: Path) -> None
     first = generate(fast, PROMPT, deterministic_args(max_new_tokens=30), on_text=deltas.append)
     again = generate(fast, PROMPT, deterministic_args(max_new_tokens=30))
     assert first.text == again.text == "".join(deltas) and first.completion_tokens >= 1
+
+
+def test_context_weighing_follows_the_answer_in_both_prompts(
+    engine: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a prior prompt, every token is chosen from both prompts' next-token scores for the
+    answer so far: the same tokens as scoring both whole sequences anew at each step."""
+    from bonsai.generate import engine as engine_module
+    from bonsai.generate.controls import weigh_context
+
+    weighed: list[int] = []
+
+    def counted(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
+        weighed.append(1)
+        return weigh_context(a, b, weight)
+
+    monkeypatch.setattr(engine_module, "weigh_context", counted)
+    with_notes = "### Notes:\n[1] Mochi eats two pouches of wet food a day.\n\n" + PROMPT
+    args = deterministic_args(max_new_tokens=12, context_weight=0.5, **RAW)
+    got = generate(engine, with_notes, args, prior=PROMPT)
+    tok = engine.tokenizer
+    context_ids, prior_ids = tok(with_notes)["input_ids"], tok(PROMPT)["input_ids"]
+    answer: list[int] = []
+    with torch.inference_mode():
+        for _ in range(12):
+            a = engine.model(input_ids=torch.tensor([context_ids + answer])).logits[0, -1]
+            b = engine.model(input_ids=torch.tensor([prior_ids + answer])).logits[0, -1]
+            answer.append(int(torch.argmax(weigh_context(a.float(), b.float(), 0.5))))
+    assert got.text == tok.decode(answer, skip_special_tokens=True).rstrip("\ufffd")
+    assert len(weighed) == 12  # every token was weighed
+    plain = generate(engine, with_notes, args)
+    assert len(weighed) == 12  # without a prior, none
+    # The weight 0 and the prompt itself as its prior both leave greedy decoding as it is.
+    off = deterministic_args(max_new_tokens=12, context_weight=0.0, **RAW)
+    assert generate(engine, with_notes, off, prior=PROMPT).text == plain.text
+    assert generate(engine, with_notes, args, prior=with_notes).text == plain.text

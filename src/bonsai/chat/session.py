@@ -38,6 +38,12 @@ if TYPE_CHECKING:
 
     from bonsai.rag import Hit
 
+READING_CATEGORIES = ("open_qa", "closed_qa")
+"""The questions answered by reading the notes or a given text, whose answers context-aware
+decoding weighs (GenerateArgs.context_weight). Not a translation, whose source is its own text
+(weighed towards the notes, it drifts into their words: measured in docs/chat.md), nor a label,
+a list of ideas or questions back."""
+
 Retriever = Callable[[str, int], "list[Hit]"]
 """(query, k) → the k best chunks of the knowledge base."""
 OnDelta = Callable[[str, str], None]
@@ -320,8 +326,23 @@ class ChatSession:
         splitter = CompletionSplitter(self._reasoning_first, on_delta)
         written: list[str] = []
         generation: Generation | None = None
+        prior = None
+        context = parts.notes or parts.given
+        if gen_args.context_weight > 0 and context and category in READING_CATEGORIES:
+            # The same question without its notes and given text: what the model would say
+            # anyway, for context-aware decoding (GenerateArgs.context_weight).
+            bare = replace(parts, given="", notes="")
+            prior_record = build_record(
+                request,
+                mode=mode,
+                parts=bare,
+                language=language,
+                category=category,
+                layout_shows_category=self._shows_category,
+            )
+            prior = self.layout.render(prior_record, "")
         try:
-            stream = self.engine.stream(prompt, gen_args)
+            stream = self.engine.stream(prompt, gen_args, prior=prior)
             with stream:
                 for delta in stream:
                     written.append(delta)

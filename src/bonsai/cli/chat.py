@@ -84,6 +84,17 @@ def chat(
             show_default=default_of(GenerateArgs, "temperature"),
         ),
     ] = None,
+    context_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--context-weight",
+            help="How much an answer from your notes or a given text leans on them over what the "
+            "model would say without them (context-aware decoding); 0 turns it off.",
+            min=0.0,
+            max=2.0,
+            show_default=default_of(GenerateArgs, "context_weight"),
+        ),
+    ] = None,
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Greedy and reproducible (as evaluation does).")
     ] = False,
@@ -105,7 +116,9 @@ def chat(
         rag=not no_rag,
         generate=GenerateArgs(
             deterministic=deterministic,
-            **given(max_new_tokens=max_tokens, temperature=temperature),
+            **given(
+                max_new_tokens=max_tokens, temperature=temperature, context_weight=context_weight
+            ),
         ),
     )
     try:

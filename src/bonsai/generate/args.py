@@ -43,6 +43,13 @@ class GenerateArgs:
     loop_min_span: int = 24
     """Fewest tokens the repeats must cover before it counts as a loop (with at least 3 copies),
     so that short legitimate repeats ("ha ha ha", "...") pass."""
+    context_weight: float = 0.5
+    """Context-aware decoding (Shi et al., 2023): each token's score is the model's with the
+    prompt's notes and given text, weighed against its score without them, ``(1 + w) · with − w
+    · without``, among the tokens at least a tenth as likely as the best with them. The answer
+    leans on what the notes say over what the model would say anyway ("22 cm" in a note over a
+    round "20 cm"). 0 turns it off; it applies only where a prompt without them is given
+    (chat, serve and eval give one when the prompt has notes or a given text)."""
     deterministic: bool = False
     """Greedy and reproducible, for evaluation: ignores temperature and top_p."""
     seed: int | None = None
@@ -57,6 +64,7 @@ class GenerateArgs:
             (self.top_k >= 0, "top_k", "must be 0 (off) or more"),
             (1.0 <= self.repetition_penalty <= 3.0, "repetition_penalty", "must be in [1, 3]"),
             (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", "must be 0 (off) or more"),
+            (0.0 <= self.context_weight <= 2.0, "context_weight", "must be between 0 and 2"),
             (len(self.stop) <= MAX_STOP_SEQUENCES, "stop", f"at most {MAX_STOP_SEQUENCES}"),
             (all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty text"),
             (self.loop_max_period >= 1, "loop_max_period", "must be at least 1"),

@@ -76,6 +76,24 @@ def digit_tokens(pieces: Iterable[tuple[int, str]]) -> frozenset[int]:
     return frozenset(i for i, piece in pieces if piece.strip(" ▁Ġ").isdigit())
 
 
+CONTEXT_PLAUSIBILITY = 0.1
+"""Context-aware decoding weighs only the tokens at least this likely, relative to the best,
+with the context (the plausibility bound of contrastive decoding, Li et al., 2023): a token the
+model finds unlikely either way is never lifted by the difference."""
+
+
+def weigh_context(with_context: torch.Tensor, without: torch.Tensor, weight: float) -> torch.Tensor:
+    """Context-aware decoding's scores from two float32 (vocab,) logit rows: ``(1 + weight) ·
+    with_context − weight · without`` where the token is plausible with the context, −inf
+    elsewhere. Softmax of these is p(token | context)^(1+w) / p(token | no context)^w."""
+    import torch
+
+    log_probs = torch.log_softmax(with_context, dim=-1)
+    plausible = log_probs >= log_probs.max() + math.log(CONTEXT_PLAUSIBILITY)
+    scores = (1.0 + weight) * with_context - weight * without
+    return scores.masked_fill(~plausible, -math.inf)
+
+
 def apply_controls(logits: torch.Tensor, state: AnswerState, args: GenerateArgs) -> torch.Tensor:
     """Penalise repeats and forbid repeated n-grams, in place on a float32 (vocab,) row."""
     import torch

@@ -29,6 +29,7 @@ from bonsai.generate.controls import (
     digit_tokens,
     first_stop,
     held_back,
+    weigh_context,
 )
 from bonsai.generate.transformers_compat import cache_argument
 
@@ -118,8 +119,11 @@ class Generator(Protocol):
         """Most tokens of prompt and answer together."""
         ...
 
-    def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
-        """Generate a completion of ``prompt`` (already in the model's prompt layout)."""
+    def stream(self, prompt: str, args: GenerateArgs, *, prior: str | None = None) -> TextStream:
+        """Generate a completion of ``prompt`` (already in the model's prompt layout).
+
+        ``prior``: the same prompt without its notes and given text, for context-aware decoding
+        (:attr:`GenerateArgs.context_weight`); an engine that cannot decode so ignores it."""
         ...
 
     def count_tokens(self, text: str) -> int: ...
@@ -132,9 +136,11 @@ def generate(
     *,
     on_text: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    prior: str | None = None,
 ) -> Generation:
-    """Run a stream to its end, passing each delta to ``on_text``; ``should_stop`` cancels."""
-    with engine.stream(prompt, args) as stream:
+    """Run a stream to its end, passing each delta to ``on_text``; ``should_stop`` cancels;
+    ``prior`` as in :meth:`Generator.stream`."""
+    with engine.stream(prompt, args, prior=prior) as stream:
         for delta in stream:
             if on_text:
                 on_text(delta)
@@ -232,11 +238,12 @@ class TransformersGenerator:
             )
         return ids
 
-    def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
+    def stream(self, prompt: str, args: GenerateArgs, *, prior: str | None = None) -> TextStream:
         holder: dict[str, Generation] = {}
         ids = self.encode_prompt(prompt)  # raise here, before the stream is handed out
+        prior_ids = self.encode_prompt(prior) if prior and args.context_weight > 0 else None
         text = stream_text(
-            lambda state: self._tokens(ids, args, state),
+            lambda state: self._tokens(ids, args, state, prior_ids),
             self._decode,
             self.eos_ids,
             len(ids),
@@ -246,8 +253,17 @@ class TransformersGenerator:
         )
         return TextStream(text, holder, prompt_tokens=len(ids))
 
-    def _tokens(self, ids: list[int], args: GenerateArgs, state: AnswerState) -> Iterator[int]:
-        """The chosen tokens, one model step each; stops at the token or context limit."""
+    def _tokens(
+        self,
+        ids: list[int],
+        args: GenerateArgs,
+        state: AnswerState,
+        prior_ids: list[int] | None = None,
+    ) -> Iterator[int]:
+        """The chosen tokens, one model step each; stops at the token or context limit.
+
+        With ``prior_ids`` (the prompt without its context) a second decoder follows the same
+        answer, and each token is chosen by :func:`weigh_context`."""
         import torch
 
         if self.threads and torch.get_num_threads() != self.threads:
@@ -255,17 +271,24 @@ class TransformersGenerator:
         generator = sampler(args)
         budget = min(args.max_new_tokens, self.max_context - len(ids))
         decoder = self._decoder(len(ids) + budget)
+        prior = self._decoder(len(prior_ids) + budget) if prior_ids else None
         # Inference mode only around the model's work, never across a yield: the consumer's
         # code between tokens must run in the ordinary mode.
         with torch.inference_mode():
             logits = decoder.prefill(ids)
+            prior_logits = prior.prefill(prior_ids) if prior and prior_ids else None
         for i in range(budget):
             with torch.inference_mode():
-                token = choose_token(apply_controls(logits.float(), state, args), args, generator)
+                scores = logits.float()
+                if prior_logits is not None:
+                    scores = weigh_context(scores, prior_logits.float(), args.context_weight)
+                token = choose_token(apply_controls(scores, state, args), args, generator)
             yield token
             if i + 1 < budget:
                 with torch.inference_mode():
                     logits = decoder.step(token)
+                    if prior is not None:
+                        prior_logits = prior.step(token)
 
     def _decoder(self, capacity: int) -> Any:
         from bonsai.generate import gemma_step

@@ -92,7 +92,9 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
+    def stream(self, prompt: str, args: GenerateArgs, *, prior: str | None = None) -> TextStream:
+        """As :meth:`TransformersGenerator.stream`; llama.cpp decodes one prompt at a time, so
+        ``prior`` is not used (no context-aware decoding)."""
         ids = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         if len(ids) >= self.max_context:
             raise BonsaiError(

@@ -304,8 +304,8 @@ class BackgroundGenerator:
     def max_context(self) -> int:
         return self.wait().max_context
 
-    def stream(self, prompt: str, args: GenerateArgs) -> TextStream:
-        return self.wait().stream(prompt, args)
+    def stream(self, prompt: str, args: GenerateArgs, *, prior: str | None = None) -> TextStream:
+        return self.wait().stream(prompt, args, prior=prior)
 
     def count_tokens(self, text: str) -> int:
         return self.wait().count_tokens(text)

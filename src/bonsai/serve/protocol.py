@@ -222,6 +222,7 @@ def parse_chat(data: dict[str, Any], *, max_tokens: int, default_max_tokens: int
             no_repeat_ngram_size=_number(
                 data, "no_repeat_ngram_size", int, defaults.no_repeat_ngram_size
             ),
+            context_weight=_number(data, "context_weight", float, defaults.context_weight),
             stop=tuple(stop),
             seed=_seed(data),
             deterministic=bool(_flag(data, "deterministic", False)),

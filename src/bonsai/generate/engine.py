@@ -266,12 +266,16 @@ class TransformersGenerator:
         answer, and each token is chosen by :func:`weigh_context`."""
         import torch
 
+        from bonsai.generate.gemma_step import GemmaStep, step_pair
+
         if self.threads and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         generator = sampler(args)
         budget = min(args.max_new_tokens, self.max_context - len(ids))
         decoder = self._decoder(len(ids) + budget)
         prior = self._decoder(len(prior_ids) + budget) if prior_ids else None
+        # The lean step decodes both in one pass over the weights (gemma_step.step_pair).
+        paired = isinstance(decoder, GemmaStep) and isinstance(prior, GemmaStep)
         # Inference mode only around the model's work, never across a yield: the consumer's
         # code between tokens must run in the ordinary mode.
         with torch.inference_mode():
@@ -286,9 +290,12 @@ class TransformersGenerator:
             yield token
             if i + 1 < budget:
                 with torch.inference_mode():
-                    logits = decoder.step(token)
-                    if prior is not None:
-                        prior_logits = prior.step(token)
+                    if prior is None:
+                        logits = decoder.step(token)
+                    elif paired:
+                        logits, prior_logits = step_pair(decoder, prior, token)
+                    else:
+                        logits, prior_logits = decoder.step(token), prior.step(token)
 
     def _decoder(self, capacity: int) -> Any:
         from bonsai.generate import gemma_step

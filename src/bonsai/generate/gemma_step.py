@@ -132,3 +132,62 @@ class GemmaStep:
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def step_pair(first: GemmaStep, second: GemmaStep, token: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both decoders' next logits after ``token``, from one pass over the weights.
+
+    Context-aware decoding follows one answer over two prompts (with and without the notes). A
+    decode step's time goes into reading the weights, so the two sequences share that read: the
+    linear layers, norms and MLPs take both rows at once, and only attention, whose cache and
+    position are each sequence's own, runs per sequence. The logits are the ones each
+    :meth:`GemmaStep.step` gives (``tests/test_generate_gemma_step.py``)."""
+    pair = (first, second)
+    for seq in pair:
+        if seq.position >= seq.capacity:
+            raise RuntimeError("the KV cache is full")
+    heads, kv_heads, head_dim = first.heads, first.kv_heads, first.head_dim
+    hidden = first.inner.embed_tokens(torch.tensor([[token], [token]]))
+    dtype = hidden.dtype
+    ropes = {}
+    for t in set(first.types):
+        cos_sin = [seq._rope(t, dtype) for seq in pair]
+        ropes[t] = (
+            torch.stack([c for c, _ in cos_sin]).view(2, 1, 1, head_dim),
+            torch.stack([s for _, s in cos_sin]).view(2, 1, 1, head_dim),
+        )
+    groups = heads // kv_heads
+    for i, layer in enumerate(first.layers):
+        attn = layer.self_attn
+        residual = hidden
+        x = layer.input_layernorm(hidden)
+        q = attn.q_norm(attn.q_proj(x).view(2, 1, heads, head_dim).transpose(1, 2))
+        k = attn.k_norm(attn.k_proj(x).view(2, 1, kv_heads, head_dim).transpose(1, 2))
+        v = attn.v_proj(x).view(2, 1, kv_heads, head_dim).transpose(1, 2)
+        cos, sin = ropes[first.types[i]]
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        outs = []
+        for row, seq in enumerate(pair):
+            p = seq.position
+            seq.keys[i][:, :, p] = k[row : row + 1, :, 0]
+            seq.values[i][:, :, p] = v[row : row + 1, :, 0]
+            start = max(0, p - seq.window + 1) if seq.types[i] == "sliding_attention" else 0
+            keys = seq.keys[i][:, :, start : p + 1]
+            values = seq.values[i][:, :, start : p + 1]
+            query = q[row : row + 1].reshape(1, kv_heads, groups, head_dim)
+            outs.append(
+                torch.nn.functional.scaled_dot_product_attention(
+                    query, keys, values, scale=first.scaling
+                ).reshape(1, 1, heads * head_dim)
+            )
+        out = attn.o_proj(torch.cat(outs))
+        hidden = residual + layer.post_attention_layernorm(out)
+        residual = hidden
+        x = layer.mlp(layer.pre_feedforward_layernorm(hidden))
+        hidden = residual + layer.post_feedforward_layernorm(x)
+    hidden = first.inner.norm(hidden)
+    for seq in pair:
+        seq.position += 1
+    logits = first.model.lm_head(hidden)
+    return logits[0, -1], logits[1, -1]

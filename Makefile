@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/generate.py --loops 12
+	$(BIN)/python bench/context_decoding.py
 	$(BIN)/python bench/chat_ready.py
 	$(BIN)/python bench/web.py
 

@@ -292,15 +292,7 @@ class ChatSession:
                 notes=notes_block(hits, args.max_notes_chars),
             )
             category = guess_category(request, parts.input_text(), mode)
-            record = build_record(
-                request,
-                mode=mode,
-                parts=parts,
-                language=language,
-                category=category,
-                layout_shows_category=self._shows_category,
-            )
-            prompt = self.layout.render(record, parts.notes)
+            prompt = self._render(request, parts, mode=mode, language=language, category=category)
             # Leave the answer room: drop the weakest notes until the prompt fits.
             if not hits or self._fits(prompt, gen_args.max_new_tokens):
                 break
@@ -332,15 +324,7 @@ class ChatSession:
             # The same question without its notes and given text: what the model would say
             # anyway, for context-aware decoding (GenerateArgs.context_weight).
             bare = replace(parts, given="", notes="")
-            prior_record = build_record(
-                request,
-                mode=mode,
-                parts=bare,
-                language=language,
-                category=category,
-                layout_shows_category=self._shows_category,
-            )
-            prior = self.layout.render(prior_record, "")
+            prior = self._render(request, bare, mode=mode, language=language, category=category)
         try:
             stream = self.engine.stream(prompt, gen_args, prior=prior)
             with stream:
@@ -376,6 +360,20 @@ class ChatSession:
         log.status = log.finish_reason = "cancelled"
         log.latency_s = round(time.time() - started, 4)
         store.log_turn(self.conn, log)
+
+    def _render(
+        self, request: str, parts: PromptParts, *, mode: str, language: str | None, category: str
+    ) -> str:
+        """The prompt, in this session's layout, for ``request`` with ``parts``."""
+        record = build_record(
+            request,
+            mode=mode,
+            parts=parts,
+            language=language,
+            category=category,
+            layout_shows_category=self._shows_category,
+        )
+        return self.layout.render(record, parts.notes)
 
     def _fits(self, prompt: str, answer_tokens: int) -> bool:
         room = min(answer_tokens, self.engine.max_context // 4)

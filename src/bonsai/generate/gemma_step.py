@@ -92,41 +92,7 @@ class GemmaStep:
         return (emb.cos() * scale).to(dtype), (emb.sin() * scale).to(dtype)
 
     def step(self, token: int) -> torch.Tensor:
-        p = self.position
-        if p >= self.capacity:
-            raise RuntimeError("the KV cache is full")
-        hidden = self.inner.embed_tokens(torch.tensor([[token]]))
-        dtype = hidden.dtype
-        ropes = {t: self._rope(t, dtype) for t in set(self.types)}
-        groups = self.heads // self.kv_heads
-        for i, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            residual = hidden
-            x = layer.input_layernorm(hidden)
-            q = attn.q_norm(attn.q_proj(x).view(1, 1, self.heads, self.head_dim).transpose(1, 2))
-            k = attn.k_norm(attn.k_proj(x).view(1, 1, self.kv_heads, self.head_dim).transpose(1, 2))
-            v = attn.v_proj(x).view(1, 1, self.kv_heads, self.head_dim).transpose(1, 2)
-            cos, sin = ropes[self.types[i]]
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
-            self.keys[i][:, :, p] = k[:, :, 0]
-            self.values[i][:, :, p] = v[:, :, 0]
-            start = max(0, p - self.window + 1) if self.types[i] == "sliding_attention" else 0
-            keys = self.keys[i][:, :, start : p + 1]
-            values = self.values[i][:, :, start : p + 1]
-            # One query: the heads sharing a KV head become that head's rows (no repeat of K/V).
-            q = q.reshape(1, self.kv_heads, groups, self.head_dim)
-            out = torch.nn.functional.scaled_dot_product_attention(
-                q, keys, values, scale=self.scaling
-            )
-            out = attn.o_proj(out.reshape(1, 1, self.heads * self.head_dim))
-            hidden = residual + layer.post_attention_layernorm(out)
-            residual = hidden
-            x = layer.mlp(layer.pre_feedforward_layernorm(hidden))
-            hidden = residual + layer.post_feedforward_layernorm(x)
-        hidden = self.inner.norm(hidden)
-        self.position = p + 1
-        return self.model.lm_head(hidden)[0, -1]
+        return step_rows((self,), token)[0]
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -138,56 +104,63 @@ def step_pair(first: GemmaStep, second: GemmaStep, token: int) -> tuple[torch.Te
     """Both decoders' next logits after ``token``, from one pass over the weights.
 
     Context-aware decoding follows one answer over two prompts (with and without the notes). A
-    decode step's time goes into reading the weights, so the two sequences share that read: the
-    linear layers, norms and MLPs take both rows at once, and only attention, whose cache and
-    position are each sequence's own, runs per sequence. The logits are the ones each
-    :meth:`GemmaStep.step` gives (``tests/test_generate_gemma_step.py``)."""
-    pair = (first, second)
-    for seq in pair:
+    decode step's time goes into reading the weights, so the two sequences share that read. The
+    logits are the ones each :meth:`GemmaStep.step` gives (tests/test_generate_gemma_step.py)."""
+    logits = step_rows((first, second), token)
+    return logits[0], logits[1]
+
+
+def step_rows(seqs: tuple[GemmaStep, ...], token: int) -> torch.Tensor:
+    """The next logits of every sequence in ``seqs`` (one row each) after the same ``token``.
+
+    The linear layers, norms and MLPs take all rows at once; only attention, whose cache and
+    position are each sequence's own, runs per sequence."""
+    for seq in seqs:
         if seq.position >= seq.capacity:
             raise RuntimeError("the KV cache is full")
+    first, rows = seqs[0], len(seqs)
     heads, kv_heads, head_dim = first.heads, first.kv_heads, first.head_dim
-    hidden = first.inner.embed_tokens(torch.tensor([[token], [token]]))
+    hidden = first.inner.embed_tokens(torch.tensor([[token]] * rows))
     dtype = hidden.dtype
     ropes = {}
     for t in set(first.types):
-        cos_sin = [seq._rope(t, dtype) for seq in pair]
+        cos_sin = [seq._rope(t, dtype) for seq in seqs]
         ropes[t] = (
-            torch.stack([c for c, _ in cos_sin]).view(2, 1, 1, head_dim),
-            torch.stack([s for _, s in cos_sin]).view(2, 1, 1, head_dim),
+            torch.stack([c for c, _ in cos_sin]).view(rows, 1, 1, head_dim),
+            torch.stack([s for _, s in cos_sin]).view(rows, 1, 1, head_dim),
         )
     groups = heads // kv_heads
     for i, layer in enumerate(first.layers):
         attn = layer.self_attn
         residual = hidden
         x = layer.input_layernorm(hidden)
-        q = attn.q_norm(attn.q_proj(x).view(2, 1, heads, head_dim).transpose(1, 2))
-        k = attn.k_norm(attn.k_proj(x).view(2, 1, kv_heads, head_dim).transpose(1, 2))
-        v = attn.v_proj(x).view(2, 1, kv_heads, head_dim).transpose(1, 2)
+        q = attn.q_norm(attn.q_proj(x).view(rows, 1, heads, head_dim).transpose(1, 2))
+        k = attn.k_norm(attn.k_proj(x).view(rows, 1, kv_heads, head_dim).transpose(1, 2))
+        v = attn.v_proj(x).view(rows, 1, kv_heads, head_dim).transpose(1, 2)
         cos, sin = ropes[first.types[i]]
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         outs = []
-        for row, seq in enumerate(pair):
+        for row, seq in enumerate(seqs):
             p = seq.position
             seq.keys[i][:, :, p] = k[row : row + 1, :, 0]
             seq.values[i][:, :, p] = v[row : row + 1, :, 0]
             start = max(0, p - seq.window + 1) if seq.types[i] == "sliding_attention" else 0
             keys = seq.keys[i][:, :, start : p + 1]
             values = seq.values[i][:, :, start : p + 1]
+            # One query: the heads sharing a KV head become that head's rows (no repeat of K/V).
             query = q[row : row + 1].reshape(1, kv_heads, groups, head_dim)
             outs.append(
                 torch.nn.functional.scaled_dot_product_attention(
                     query, keys, values, scale=first.scaling
                 ).reshape(1, 1, heads * head_dim)
             )
-        out = attn.o_proj(torch.cat(outs))
+        out = attn.o_proj(outs[0] if rows == 1 else torch.cat(outs))
         hidden = residual + layer.post_attention_layernorm(out)
         residual = hidden
         x = layer.mlp(layer.pre_feedforward_layernorm(hidden))
         hidden = residual + layer.post_feedforward_layernorm(x)
     hidden = first.inner.norm(hidden)
-    for seq in pair:
+    for seq in seqs:
         seq.position += 1
-    logits = first.model.lm_head(hidden)
-    return logits[0, -1], logits[1, -1]
+    return first.model.lm_head(hidden)[:, -1]

@@ -115,8 +115,16 @@ def test_chat_errors_are_one_line(cli, tiny_garden: Garden) -> None:
     assert mode.exit_code == 2 and "unknown mode 'poetry'" in mode.stderr
     precision = cli("chat", "--precision", "fp8", "--once", "hi there", "-g", tiny_garden.root)
     assert precision.exit_code == 2 and "unknown precision 'fp8'" in precision.stderr
+    focus = cli("chat", "--focus", "-1", "--once", "hi there", "--garden", tiny_garden.root)
+    assert focus.exit_code == 2 and "--focus" in focus.stderr
     empty = cli("logs", "--garden", tiny_garden.root)
     assert empty.exit_code == 0 and "No chat exchanges yet" in empty.stdout
+
+
+def test_the_focus_help_shows_the_default_chat_uses() -> None:
+    from bonsai.cli.chat import FOCUS_DEFAULT
+
+    assert str(ChatArgs().focus) == FOCUS_DEFAULT
 
 
 def test_reasoning_is_labelled_and_kept_off_the_answer_console() -> None:

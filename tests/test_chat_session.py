@@ -287,3 +287,51 @@ def test_an_answer_is_weighed_against_the_prompt_without_its_notes_and_given_tex
     off = GenerateArgs(max_new_tokens=8, seed=0, context_weight=0.0)
     session.ask("What wet food does Mochi eat for breakfast?", generate_args=off)
     assert recorder.priors[-1] is None
+
+
+def test_a_question_read_from_the_notes_sees_the_lines_closest_to_it(
+    garden: Garden, engine: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_sample_notes(garden, monkeypatch)
+    session = session_for(garden, engine, k=3)
+    turn = session.ask("What wet food does Mochi eat for breakfast?")
+    assert turn.log.category == "open_qa"
+    # Each section in the prompt is at most three of its statements, one per line.
+    assert turn.hits and all(
+        len(hit.text.splitlines()) <= 3 for hit in turn.hits if hit.kind == "file"
+    )
+    assert all(hit.text in turn.log.rendered_prompt for hit in turn.hits)
+    whole = session_for(garden, engine, k=3, focus=0).ask(
+        "What wet food does Mochi eat for breakfast?"
+    )
+    # The same sections, ranked alike; shorter, more of them fit the notes budget.
+    assert [h.chunk_id for h in turn.hits][: len(whole.hits)] == [h.chunk_id for h in whole.hits]
+    assert any(len(hit.text.splitlines()) > 3 for hit in whole.hits)
+
+
+def test_only_reading_questions_are_focused(
+    garden: Garden, engine: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_sample_notes(garden, monkeypatch)
+    calls: list[tuple[str, int]] = []
+
+    def focus(question: str, hits: list, keep: int) -> list:
+        calls.append((question, keep))
+        return hits
+
+    session = ChatSession(
+        garden.db,
+        engine,
+        get_layout("alpaca"),
+        run_id="base",
+        args=ChatArgs(generate=SHORT, k=3),
+        focus=focus,
+    )
+    session.ask("What wet food does Mochi eat for breakfast?")
+    assert calls == [("What wet food does Mochi eat for breakfast?", 3)]
+    session.ask("英語に訳してください：もちは毎朝ウェットフードを食べます。")
+    session.ask("Should Mochi eat more?", mode="q2q")
+    session.ask("What wet food does Mochi eat for breakfast?", rag=False)
+    assert len(calls) == 1  # a translation, q2q and no notes: sections as they are
+    with pytest.raises(BonsaiError, match="focus"):
+        ChatArgs(focus=-1)

@@ -15,6 +15,7 @@ from bonsai.garden import Garden
 from bonsai.rag import format_citation, index, retrieve
 from bonsai.rag.chunking import ChunkConfig, chunk_markdown, chunk_text, markdown_title
 from bonsai.rag.embed import HashingEncoder
+from bonsai.rag.focus import focus_hits
 from bonsai.rag.notes import (
     add_dataset,
     add_paths,
@@ -55,15 +56,20 @@ NEKO_MD = """# 猫の世話
 
 
 class CountingEncoder(HashingEncoder):
-    """The hashing encoder, counting how many texts it was asked to embed."""
+    """The hashing encoder, counting the texts and queries it was asked to embed."""
 
-    def __init__(self) -> None:
-        super().__init__(dim=128)
+    def __init__(self, dim: int = 128) -> None:
+        super().__init__(dim=dim)
         self.encoded: list[str] = []
+        self.queries: list[str] = []
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         self.encoded.extend(texts)
         return super().encode_passages(texts)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        self.queries.append(text)
+        return super().encode_query(text)
 
 
 @pytest.fixture
@@ -158,7 +164,10 @@ def test_add_folder_then_re_add_embeds_nothing(
         (notes_dir / n).resolve().as_posix() for n in ("cat.md", "neko.md")
     ]
     assert first.chunks == 5  # neko.md's title section has no text of its own
-    assert first.embedded == len(encoder.encoded) == 5
+    # Four sections hold two statements each, and each statement has a vector of its own; the
+    # title section is one statement, which its own vector already is.
+    assert garden.db.execute("SELECT COUNT(*) FROM knowledge_statements").fetchone()[0] == 8
+    assert first.embedded == len(encoder.encoded) == 5 + 8
     encoder.encoded.clear()
     again = add_paths(garden, [notes_dir], encoder=encoder)
     assert encoder.encoded == []
@@ -193,8 +202,13 @@ def test_changed_file_replaces_its_chunks(
     encoder.encoded.clear()
     report = add_paths(garden, [path], encoder=encoder)
     assert report.updated == [path.resolve().as_posix()]
-    assert len(encoder.encoded) == 1  # only the edited paragraph; the others keep their vectors
-    assert "citrus" in encoder.encoded[0]
+    # Only the edited paragraph and its edited statement; the others keep their vectors.
+    assert sorted(encoder.encoded) == [
+        "Cat care > Litter box\nReplace all the litter once a week and wash the box with mild"
+        " soap, never use citrus cleaners.",
+        "Cat care > Litter box\nScoop the litter box every morning. Replace all the litter once a"
+        " week and wash the box with\nmild soap, never use citrus cleaners.",
+    ]
     texts = [
         r[0]
         for r in garden.db.execute(
@@ -283,8 +297,10 @@ def test_remove_by_path_folder_or_unknown(
     assert len(list_documents(garden, model=encoder.name)) == 2  # all or nothing
     assert remove(garden, [str(notes_dir / "cat.md")]) == [(notes_dir / "cat.md").as_posix()]
     assert retrieve(garden, "litter", k=5, mode="bm25") == []
-    assert garden.db.execute("SELECT COUNT(*) FROM knowledge_embeddings").fetchone()[0] == 2
+    # neko.md's two sections and their two statements each are left
+    assert garden.db.execute("SELECT COUNT(*) FROM knowledge_embeddings").fetchone()[0] == 6
     remove(garden, [str(notes_dir)])
+    assert garden.db.execute("SELECT COUNT(*) FROM knowledge_statements").fetchone()[0] == 0
     assert list_documents(garden, model=encoder.name) == []
     assert garden.db.execute("SELECT COUNT(*) FROM knowledge_fts").fetchone()[0] == 0
 
@@ -403,7 +419,7 @@ def test_switching_models_embeds_missing_chunks(
     other = HashingEncoder(dim=64)
     assert retrieve(garden, "litter", k=3, mode="dense", encoder=other) == []
     report = embed_missing(garden, encoder=other)
-    assert report.embedded == 5 and report.model == "hashing-64"
+    assert report.embedded == 5 + 8 and report.model == "hashing-64"  # chunks and statements
     assert retrieve(garden, "litter", k=3, mode="dense", encoder=other) != []
 
 
@@ -443,3 +459,134 @@ def test_retrieve_loads_no_model_without_vectors(
     monkeypatch.setattr(sys.modules["bonsai.rag.retrieve"], "load_encoder", refuse)
     hits = retrieve(garden, "litter box", k=2)
     assert hits and all(h.dense_rank is None for h in hits)  # BM25 still answers
+
+
+# -- statements ---------------------------------------------------------------------------------
+
+
+def test_a_note_chunk_keeps_its_statements_and_a_record_none(
+    garden: Garden, notes_dir: Path, encoder: CountingEncoder
+) -> None:
+    add_paths(garden, [notes_dir], encoder=encoder)
+    RecordStore(garden.db).apply(
+        "cats", [Change(None, r) for r in _records()], kind="import", description="test"
+    )
+    add_dataset(garden, "cats", encoder=encoder)
+    rows = garden.db.execute(
+        "SELECT d.kind, c.heading, s.ordinal, s.text FROM knowledge_statements s"
+        " JOIN knowledge_chunks c ON c.id = s.chunk_id"
+        " JOIN knowledge_documents d ON d.id = c.document_id"
+        " ORDER BY d.source, c.ordinal, s.ordinal"
+    ).fetchall()
+    assert {row[0] for row in rows} == {"file"}  # records are one vector each
+    assert [(heading, n, text) for _, heading, n, text in rows][:2] == [
+        ("Cat care > Litter box", 0, "Scoop the litter box every morning."),
+        (
+            "Cat care > Litter box",
+            1,
+            "Replace all the litter once a week and wash the box with mild soap, never bleach.",
+        ),
+    ]
+    # Each statement's vector is made as a chunk's is: the heading above the text.
+    vector = garden.db.execute(
+        "SELECT e.vector FROM knowledge_embeddings e JOIN knowledge_statements s"
+        " ON s.content_hash = e.content_hash WHERE s.text = ?",
+        ("Scoop the litter box every morning.",),
+    ).fetchone()[0]
+    expected = encoder.encode_passages(
+        ["Cat care > Litter box\nScoop the litter box every morning."]
+    )
+    assert np.array_equal(np.frombuffer(vector, dtype=np.float32), expected[0])
+
+
+def test_notes_added_before_statements_get_them_when_added_again(
+    garden: Garden, notes_dir: Path, encoder: CountingEncoder
+) -> None:
+    add_paths(garden, [notes_dir], encoder=encoder)
+    # A garden from before: no statements, and documents hashed by the older chunking.
+    with garden.db:
+        garden.db.execute("DELETE FROM knowledge_statements")
+        index.prune_vectors(garden.db)
+        garden.db.execute("UPDATE knowledge_documents SET content_hash = 'chunk-v1'")
+    hits = retrieve(garden, "litter", k=3, encoder=encoder)
+    assert focus_hits(garden.db, "litter", hits, 1, encoder=encoder) == hits  # shown whole
+    encoder.encoded.clear()
+    report = add_paths(garden, [notes_dir], encoder=encoder)
+    assert len(report.updated) == 2
+    # The chunks keep their vectors (same text); only the statements are embedded.
+    assert len(encoder.encoded) == 8 and all("\n" in text for text in encoder.encoded)
+    assert garden.db.execute("SELECT COUNT(*) FROM knowledge_statements").fetchone()[0] == 8
+    hits = retrieve(garden, "litter", k=3, encoder=encoder)
+    assert focus_hits(garden.db, "litter", hits, 1, encoder=encoder) != hits
+
+
+def test_the_statement_table_comes_with_a_migration(tmp_path: Path) -> None:
+    names = [name for name, _ in MIGRATIONS]
+    conn = connect(tmp_path / "old.db", migrate_schema=False)
+    migrate(conn, upto=names[names.index("m012_knowledge_statements") - 1])
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "knowledge_chunks" in tables and "knowledge_statements" not in tables
+    assert migrate(conn) == names[names.index("m012_knowledge_statements") :]
+    assert "knowledge_statements" in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+
+
+KITCHEN_MD = """# Kitchen
+
+## Tools
+
+- The blue cast-iron pot preheats for 45 minutes at 250 degrees.
+- The proofing box folds flat and lives on the top shelf of the cupboard.
+- My scale weighs to a tenth of a gram for salt and yeast.
+- The lame gets a new blade after every ten loaves.
+- Flour goes into the grey tub by the window.
+
+## Blades
+
+I buy razor blades for the lame in packs of twenty. They come from the shop on the corner.
+"""
+
+
+def test_a_section_is_focused_on_the_lines_closest_to_the_question(
+    garden: Garden, tmp_path: Path, encoder: CountingEncoder
+) -> None:
+    notes = tmp_path / "kitchen.md"
+    notes.write_text(KITCHEN_MD, encoding="utf-8")
+    add_paths(garden, [notes], encoder=encoder)
+    question = "The lame gets a new blade after every ten loaves?"
+    hits = retrieve(garden, question, k=2, encoder=encoder)
+    assert {h.heading for h in hits} == {"Kitchen > Tools", "Kitchen > Blades"}
+    focused = {h.heading: h for h in focus_hits(garden.db, question, hits, 3, encoder=encoder)}
+    lines = focused["Kitchen > Tools"].text.splitlines()
+    assert len(lines) == 3 and "The lame gets a new blade after every ten loaves." in lines
+    order = [
+        "The blue cast-iron pot preheats for 45 minutes at 250 degrees.",
+        "The proofing box folds flat and lives on the top shelf of the cupboard.",
+        "My scale weighs to a tenth of a gram for salt and yeast.",
+        "The lame gets a new blade after every ten loaves.",
+        "Flour goes into the grey tub by the window.",
+    ]
+    assert lines == [line for line in order if line in lines]  # in the note's order
+    # Two statements are within the limit: the section is shown as it is.
+    blades = next(h for h in hits if h.heading == "Kitchen > Blades")
+    assert focused["Kitchen > Blades"] == blades
+    assert focus_hits(garden.db, question, hits, 0, encoder=encoder) == hits
+
+
+def test_records_and_sections_without_statement_vectors_are_shown_whole(
+    garden: Garden, tmp_path: Path, encoder: CountingEncoder
+) -> None:
+    notes = tmp_path / "kitchen.md"
+    notes.write_text(KITCHEN_MD, encoding="utf-8")
+    add_paths(garden, [notes], encoder=encoder)
+    RecordStore(garden.db).apply(
+        "cats", [Change(None, r) for r in _records()], kind="import", description="test"
+    )
+    add_dataset(garden, "cats", encoder=encoder)
+    hits = retrieve(garden, "How often should Mochi see the vet?", k=5, encoder=encoder)
+    record = next(h for h in hits if h.kind == "dataset")
+    assert record in focus_hits(garden.db, "vet", hits, 1, encoder=encoder)
+    # Another model has no vectors for the statements yet: nothing is cut, nothing encoded.
+    other = CountingEncoder(dim=64)
+    assert focus_hits(garden.db, "vet", hits, 1, encoder=other) == hits
+    assert other.queries == []

@@ -37,10 +37,13 @@ def test_add_search_list_remove(cli, garden: Garden, notes: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "added" in result.stdout and "care.md" in result.stdout and "病院.txt" in result.stdout
     assert "skipped 1 other file(s)" in result.stdout
-    assert "2 chunk(s) written, 2 embedded with hashing-256" in result.stdout
+    written = (
+        "2 chunk(s) written, 2 text(s) embedded (chunks and their statements) with hashing-256"
+    )
+    assert written in result.stdout
 
     again = cli("notes", "add", notes, "--garden", garden.root)
-    assert "unchanged" in again.stdout and "0 chunk(s) written, 0 embedded" in again.stdout
+    assert "unchanged" in again.stdout and "0 chunk(s) written, 0 text(s) embedded" in again.stdout
 
     found = cli("notes", "search", "健康診断", "--garden", garden.root, "--json", "-k", "2")
     assert found.exit_code == 0, found.output
@@ -132,7 +135,8 @@ def test_embed_after_switching_models(cli, garden: Garden, notes: Path, monkeypa
     dense = cli("notes", "search", "brushing", "--mode", "dense", "--json", "-g", garden.root)
     assert json.loads(dense.stdout) == []  # no vectors of this model yet
     result = cli("notes", "embed", "--garden", garden.root)
-    assert result.exit_code == 0 and "2 chunk(s) embedded with hashing-64" in result.stdout
+    embedded = "2 text(s) embedded (chunks and their statements) with hashing-64"
+    assert result.exit_code == 0 and embedded in result.stdout
     dense = cli("notes", "search", "brushing", "--mode", "dense", "--json", "-g", garden.root)
     assert len(json.loads(dense.stdout)) == 2
     assert "no vector" not in cli("notes", "list", "--garden", garden.root).stderr

@@ -16,8 +16,10 @@ from bonsai.garden import Garden
 from bonsai.rag import retrieve
 from bonsai.rag.centering import LANGUAGES, load_means
 from bonsai.rag.embed import HashingEncoder, load_encoder
+from bonsai.rag.focus import focus_hits
 from bonsai.rag.notes import add_paths
 from bonsai.rag.retrieve import fuse
+from bonsai.rag.statements import split_statements
 from bonsai.rag.text import language_of, script_of
 from bonsai.sample import notes_dir
 
@@ -109,6 +111,22 @@ def test_a_question_finds_the_note_in_another_language(
     assert any(Path(h.source).name == note and section in h.heading for h in hits), [
         h.source_label for h in hits
     ]
+
+
+@needs_e5
+def test_a_question_in_another_language_is_shown_the_line_that_answers_it(
+    sample_garden: Garden,
+) -> None:
+    question = "ウェットフードからとる水分は一日何ミリリットル？"
+    hits = retrieve(sample_garden, question, k=3)
+    water = next(h for h in hits if h.heading.endswith("Water"))
+    answer = "The wet food counts too: the pouches are about 82% water, so two pouches give her"
+    statements = split_statements(water.text)
+    assert len(statements) > 3
+    assert next(n for n, s in enumerate(statements) if s.startswith(answer)) >= 3  # not the first
+    focused = focus_hits(sample_garden.db, question, hits)
+    lines = next(h for h in focused if h.heading == water.heading).text.splitlines()
+    assert len(lines) == 3 and any(line.startswith(answer) for line in lines), lines
 
 
 @needs_e5

@@ -32,6 +32,7 @@ from bonsai.generate.args import GenerateArgs
 from bonsai.generate.engine import Generation, Generator
 from bonsai.generate.prompting import PromptLayout
 from bonsai.layouts import ANSWER_MARKER
+from bonsai.rag.statements import FOCUS_STATEMENTS
 
 if TYPE_CHECKING:
     import sqlite3
@@ -46,6 +47,8 @@ a list of ideas or questions back."""
 
 Retriever = Callable[[str, int], "list[Hit]"]
 """(query, k) → the k best chunks of the knowledge base."""
+Focus = Callable[[str, "list[Hit]", int], "list[Hit]"]
+"""(question, retrieved hits, statements to keep) → the hits as the prompt shows them."""
 OnDelta = Callable[[str, str], None]
 """Called with ('reasoning' | 'answer', text) as the model writes."""
 
@@ -65,12 +68,17 @@ class ChatArgs:
     better, and the prompt stays fast to process."""
     max_history_chars: int = 1500
     """Earlier turns a client sends are cut to this many characters, newest kept."""
+    focus: int = FOCUS_STATEMENTS
+    """For a question read from the notes (``READING_CATEGORIES``), each note section shows only
+    its this many statements closest to the question (:mod:`bonsai.rag.focus`); 0 shows it whole."""
     generate: GenerateArgs = field(default_factory=GenerateArgs)
 
     def __post_init__(self) -> None:
         self.mode = normalise_mode(self.mode)
         if not 1 <= self.k <= 20:
             raise BonsaiError(f"k must be between 1 and 20, not {self.k}", field="k")
+        if not 0 <= self.focus <= 50:
+            raise BonsaiError(f"focus must be between 0 and 50, not {self.focus}", field="focus")
         if self.max_notes_chars < 0 or self.max_history_chars < 0:
             raise BonsaiError("character limits cannot be negative", field="max_notes_chars")
 
@@ -192,6 +200,17 @@ def garden_retriever(conn: sqlite3.Connection) -> Retriever:
     return retrieve
 
 
+def garden_focus(conn: sqlite3.Connection) -> Focus:
+    """:func:`bonsai.rag.focus.focus_hits` over the garden's statements."""
+
+    def focus(question: str, hits: list[Hit], keep: int) -> list[Hit]:
+        from bonsai.rag.focus import focus_hits
+
+        return focus_hits(conn, question, hits, keep)
+
+    return focus
+
+
 def hit_ref(hit: Hit) -> dict[str, Any]:
     """What a turn log keeps of a retrieved chunk: enough to find and cite it again."""
     from bonsai.rag import format_citation
@@ -218,13 +237,15 @@ class ChatSession:
         base_model: str = "",
         args: ChatArgs | None = None,
         retriever: Retriever | None = None,
+        focus: Focus | None = None,
         session_id: str | None = None,
         client: str = "chat",
         detect_language: Callable[[str], str | None] = guess_language,
         log_turn: Callable[[sqlite3.Connection, store.TurnLog], None] = store.log_turn,
     ) -> None:
         """``log_turn`` stores a finished turn (the server's waits out a busy database without
-        losing the turn)."""
+        losing the turn); ``focus`` cuts retrieved note sections to the lines closest to the
+        question (default: :func:`bonsai.rag.focus.focus_hits` over the garden)."""
         self.conn = conn
         self.log_turn = log_turn
         self.engine = engine
@@ -233,6 +254,7 @@ class ChatSession:
         self.base_model = base_model
         self.args = args or ChatArgs()
         self.retriever = retriever if retriever is not None else garden_retriever(conn)
+        self.focus = focus if focus is not None else garden_focus(conn)
         self.session_id = session_id or store.new_session_id()
         self.client = client
         self.detect_language = detect_language
@@ -282,16 +304,18 @@ class ChatSession:
 
         request, given = (question.strip(), "") if mode == Q2Q else split_given_text(question)
         language = self.detect_language(request) or self.detect_language(question)
+        parts = PromptParts(
+            given=given,
+            system=system.strip(),
+            history=history_block(history, args.max_history_chars),
+        )
+        category = guess_category(request, parts.input_text(), mode)
         hits = self.retriever(question, args.k) if use_rag else []
+        if hits and category in READING_CATEGORIES and args.focus:
+            hits = self.focus(question, hits, args.focus)
         hits = notes_that_fit(hits, args.max_notes_chars)
         while True:
-            parts = PromptParts(
-                given=given,
-                system=system.strip(),
-                history=history_block(history, args.max_history_chars),
-                notes=notes_block(hits, args.max_notes_chars),
-            )
-            category = guess_category(request, parts.input_text(), mode)
+            parts = replace(parts, notes=notes_block(hits, args.max_notes_chars))
             prompt = self._render(request, parts, mode=mode, language=language, category=category)
             # Leave the answer room: drop the weakest notes until the prompt fits.
             if not hits or self._fits(prompt, gen_args.max_new_tokens):

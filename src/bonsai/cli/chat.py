@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from bonsai.garden import Garden
     from bonsai.generate.engine import Generator
 
+FOCUS_DEFAULT = "3"
+"""``ChatArgs.focus`` as ``--help`` shows it, written out: the chat stage is not imported for
+``--help`` (a test holds the two equal)."""
+
 RunOption = Annotated[
     str | None,
     typer.Option(
@@ -95,6 +99,17 @@ def chat(
             show_default=default_of(GenerateArgs, "context_weight"),
         ),
     ] = None,
+    focus: Annotated[
+        int | None,
+        typer.Option(
+            "--focus",
+            help="For a question answered from your notes, show the model only this many lines "
+            "of each note section, those closest to the question; 0 shows sections whole.",
+            min=0,
+            max=50,
+            show_default=FOCUS_DEFAULT,
+        ),
+    ] = None,
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Greedy and reproducible (as evaluation does).")
     ] = False,
@@ -114,6 +129,7 @@ def chat(
     args = ChatArgs(
         mode=mode,
         rag=not no_rag,
+        **given(focus=focus),
         generate=GenerateArgs(
             deterministic=deterministic,
             **given(

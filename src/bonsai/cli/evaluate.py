@@ -216,7 +216,8 @@ def _print_outcome(results: dict[str, Any], html: Path, json_path: Path) -> None
     if chat:
         console.print(
             f"Asked as chat asks: notes {'on' if chat.get('rag') else 'off'}"
-            f" (k={chat.get('k')}), {chat.get('prompts_with_notes', 0)} prompt(s) carried notes."
+            f" (k={chat.get('k')}, {chat.get('focus', 0)} lines a section for questions read from"
+            f" them), {chat.get('prompts_with_notes', 0)} prompt(s) carried notes."
         )
     memo = (results.get("diagnostics") or {}).get("memorisation")
     if memo:

@@ -103,7 +103,10 @@ def add(
             console.print(f"  [dim]skipped {len(report.skipped)} other file(s): {shown(names)}[/]")
     chunks = sum(r.chunks for r in reports)
     embedded = sum(r.embedded for r in reports)
-    console.print(f"{chunks} chunk(s) written, {embedded} embedded with {reports[0].model}.")
+    console.print(
+        f"{chunks} chunk(s) written, {embedded} text(s) embedded (chunks and their statements)"
+        f" with {reports[0].model}."
+    )
 
 
 @app.command("search")
@@ -199,13 +202,16 @@ def remove(
 
 @app.command("embed")
 def embed(garden_path: GardenOption = None) -> None:
-    """Embed chunks that have no vector for the current model (after switching models)."""
+    """Embed chunks and statements that have no vector for the current model (after switching
+    models)."""
     from bonsai.rag import notes
 
     garden = open_garden(garden_path)
     with _embedding_progress() as progress:
         report = notes.embed_missing(garden, progress=progress)
-    console.print(f"{report.embedded} chunk(s) embedded with {report.model}.")
+    console.print(
+        f"{report.embedded} text(s) embedded (chunks and their statements) with {report.model}."
+    )
 
 
 def register(root: typer.Typer) -> None:

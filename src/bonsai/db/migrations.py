@@ -449,3 +449,30 @@ def m011_jobs_and_feedback_reviews(conn: sqlite3.Connection) -> None:
         );
         """,
     )
+
+
+@migration
+def m012_knowledge_statements(conn: sqlite3.Connection) -> None:
+    """The statements of each note chunk (sentences, list items, table rows), each with a vector
+    of its own in ``knowledge_embeddings`` under ``content_hash``: a prompt shows the statements
+    of a retrieved section closest to the question (see ``bonsai.rag.focus``).
+
+    Statements are written and removed together with their chunks, whose triggers already move
+    ``knowledge_state.generation``. Gardens from before have none until their notes are added
+    again (the chunking fingerprint changed, so ``bonsai notes add`` re-cuts them); until then
+    their sections are shown whole, as before.
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE knowledge_statements (
+            id INTEGER PRIMARY KEY,
+            chunk_id INTEGER NOT NULL REFERENCES knowledge_chunks(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            UNIQUE (chunk_id, ordinal)
+        );
+        CREATE INDEX knowledge_statements_by_hash ON knowledge_statements (content_hash);
+        """,
+    )

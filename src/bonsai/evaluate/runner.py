@@ -273,6 +273,7 @@ def chat_summary(
         "rag": args.rag,
         "k": defaults.k,
         "max_notes_chars": defaults.max_notes_chars,
+        "focus": defaults.focus,
         "prompts_with_notes": with_notes,
         "own_record_left_out": len(retriever.left_out),
         "category_guessed": {c: sum(v) / len(v) for c, v in guessed.items()},

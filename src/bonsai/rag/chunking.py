@@ -14,6 +14,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from bonsai.rag.statements import indexed_statements
 from bonsai.rag.text import split_units, units
 
 HEADING_SEPARATOR = " > "
@@ -37,8 +38,10 @@ class ChunkConfig:
             raise ValueError(f"max_units must be at least 20, not {self.max_units}")
 
     def fingerprint(self) -> str:
-        """Part of a document's hash: changing the settings re-chunks documents on the next add."""
-        return f"chunk-v1:max_units={self.max_units}"
+        """Part of a document's hash: changing the settings re-chunks documents on the next add.
+        (v2: note chunks carry their statements, each with a vector of its own.)
+        """
+        return f"chunk-v2:max_units={self.max_units}"
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,20 @@ class Chunk:
         return chunk_hash(self.heading, self.text)
 
     def embedding_text(self) -> str:
-        return f"{self.heading}\n{self.text}" if self.heading else self.text
+        return embedding_text(self.heading, self.text)
+
+    def statements(self) -> list[tuple[str, str]]:
+        """(content hash, text to embed) of each statement of the chunk (for note chunks; see
+        :mod:`bonsai.rag.statements`): like the chunk's own, under the chunk's heading."""
+        return [
+            (chunk_hash(self.heading, s), embedding_text(self.heading, s))
+            for s in indexed_statements(self.text)
+        ]
+
+
+def embedding_text(heading: str, text: str) -> str:
+    """What a vector is made of: the text, with the headings above it on the first line."""
+    return f"{heading}\n{text}" if heading else text
 
 
 def chunk_hash(heading: str, text: str) -> str:

@@ -10,6 +10,10 @@ Two indexes answer a query:
   matrix, held in memory per process and rebuilt only when ``knowledge_state.generation``
   changes; a query is one matrix-vector product.
 
+A note chunk's statements (sentences, list items, table rows; :mod:`bonsai.rag.statements`) are
+kept too, each with a vector of its own, so that a prompt can show the lines of a retrieved
+section that are closest to the question (:mod:`bonsai.rag.focus`).
+
 Writes here run inside the caller's transaction (see :mod:`bonsai.rag.notes`).
 """
 
@@ -24,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bonsai.rag.centering import LanguageMeans, load_means
-from bonsai.rag.chunking import Chunk
+from bonsai.rag.chunking import Chunk, chunk_hash, embedding_text
+from bonsai.rag.statements import indexed_statements
 from bonsai.rag.text import index_text, language_of, query_terms
 
 
@@ -95,6 +100,16 @@ def write_document(
         "INSERT INTO knowledge_fts (rowid, heading, body) VALUES (?, ?, ?)",
         [(r[0], index_text(r[1]), index_text(r[2])) for r in rows],
     )
+    if kind == "file":
+        conn.executemany(
+            "INSERT INTO knowledge_statements (chunk_id, ordinal, text, content_hash)"
+            " VALUES (?, ?, ?, ?)",
+            [
+                (chunk_id, n, statement, chunk_hash(heading, statement))
+                for chunk_id, heading, text in rows
+                for n, statement in enumerate(indexed_statements(text))
+            ],
+        )
     return doc_id
 
 
@@ -145,14 +160,20 @@ def embedded_hashes(conn: sqlite3.Connection, model: str, hashes: Iterable[str])
 
 
 def chunks_without_vectors(conn: sqlite3.Connection, model: str) -> dict[str, str]:
-    """content hash → text to embed, for stored chunks that have no vector for ``model``."""
+    """content hash → text to embed, for stored chunks and statements that have no vector for
+    ``model``."""
     rows = conn.execute(
         "SELECT c.content_hash, c.heading, c.text FROM knowledge_chunks c"
         " WHERE NOT EXISTS (SELECT 1 FROM knowledge_embeddings e"
-        "  WHERE e.content_hash = c.content_hash AND e.model = ?)",
-        (model,),
+        "  WHERE e.content_hash = c.content_hash AND e.model = ?)"
+        " UNION ALL"
+        " SELECT s.content_hash, c.heading, s.text FROM knowledge_statements s"
+        " JOIN knowledge_chunks c ON c.id = s.chunk_id"
+        " WHERE NOT EXISTS (SELECT 1 FROM knowledge_embeddings e"
+        "  WHERE e.content_hash = s.content_hash AND e.model = ?)",
+        (model, model),
     )
-    return {h: (f"{head}\n{text}" if head else text) for h, head, text in rows}
+    return {h: embedding_text(head, text) for h, head, text in rows}
 
 
 def store_vectors(
@@ -168,12 +189,14 @@ def store_vectors(
 
 
 def prune_vectors(conn: sqlite3.Connection) -> int:
-    """Drop vectors no chunk uses any more (text edited away or removed)."""
+    """Drop vectors no chunk or statement uses any more (text edited away or removed)."""
     # The inner scan reads the small (model, hash) index, not the vectors themselves.
     cur = conn.execute(
         "DELETE FROM knowledge_embeddings WHERE id IN (SELECT e.id FROM knowledge_embeddings e"
         " WHERE NOT EXISTS"
-        " (SELECT 1 FROM knowledge_chunks c WHERE c.content_hash = e.content_hash))"
+        " (SELECT 1 FROM knowledge_chunks c WHERE c.content_hash = e.content_hash)"
+        " AND NOT EXISTS"
+        " (SELECT 1 FROM knowledge_statements s WHERE s.content_hash = e.content_hash))"
     )
     return cur.rowcount
 

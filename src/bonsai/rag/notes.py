@@ -68,7 +68,7 @@ class AddReport:
     chunks: int = 0
     """Chunks written (of added and updated documents)."""
     embedded: int = 0
-    """Texts the encoder was run on."""
+    """Texts the encoder was run on: chunks, and the statements of note chunks."""
     model: str = ""
 
 
@@ -331,11 +331,15 @@ def _apply(
         else:
             to_write.append(doc)
             (report.updated if doc.source in stored else report.added).append(doc.source)
-    # Texts to embed: new chunk texts, plus stored chunks still without a vector for this model.
+    # Texts to embed: new chunk texts (and a note chunk's statements), plus stored chunks and
+    # statements still without a vector for this model.
     texts = index.chunks_without_vectors(conn, model)
     for doc in to_write:
         for chunk in doc.chunks:
             texts.setdefault(chunk.content_hash, chunk.embedding_text())
+            if doc.kind == "file":
+                for content_hash, text in chunk.statements():
+                    texts.setdefault(content_hash, text)
     have = index.embedded_hashes(conn, model, texts)
     todo = [(h, t) for h, t in texts.items() if h not in have]
     if todo:  # the model is loaded only when there is something to embed

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bonsai.rag.statements import split_statements, statement_language
 from bonsai.records import Record
 from bonsai.teach.compose import term_candidates
 
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from bonsai.rag import Hit
 
 CATEGORY = "open_qa"
-MIN_STATEMENT, MAX_STATEMENT = 12, 220
-"""Statements shorter or longer than this (characters) are not asked about."""
-MIN_CJK_STATEMENT = 8
-
 QUESTIONS = {
     "en": "What do my notes say about {term}?",
     "ja": "{term}について、メモには何と書いてある？",
@@ -45,16 +42,6 @@ REASONINGS = {
     "ja": "メモの「{section}」に書いてある。",
     "zh": "笔记“{section}”里写着。",
 }
-
-_LIST_MARK = re.compile(r"^(?:[-*+•]|\d+[.)．、])\s+")
-"""A list item's mark: it needs the space after it, so "1.7 mg" keeps its number."""
-_TABLE_RULE = re.compile(r"^[\s|:\-]+$")
-_MARKUP = re.compile(r"\*\*|__|`|\[([^\]]*)\]\([^)]*\)")
-_SENTENCE_END = re.compile(
-    r"(?<=[。！？])|(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bSt\.)(?<!\bMrs\.)(?<!\bvs\.)"
-    r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<=[.!?])\s+(?=[A-Z0-9\"“(])"
-)
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 
 
 @dataclass
@@ -74,62 +61,12 @@ class Reading:
     """Note sections the records were picked from."""
 
 
-def statement_language(text: str) -> str:
-    """ja when ``text`` has kana, zh when it is Han without kana, else en."""
-    from bonsai.curate.language import script_language
-
-    found = script_language(text, han_hint=None)
-    return found if found in QUESTIONS else "en"
-
-
-def _joined(previous: str, line: str) -> str:
-    if not previous:
-        return line
-    cjk = _CJK_CHAR.match(line) and _CJK_CHAR.search(previous[-1])
-    return previous + ("" if cjk else " ") + line
-
-
-def _blocks(text: str) -> list[str]:
-    """Paragraphs, list items and table rows (as 'first cell: the other cells') of a section."""
-    blocks: list[str] = []
-    current = ""
-    lines = text.splitlines()
-    for n, raw in enumerate(lines):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            blocks.append(current)
-            current = ""
-        elif line.startswith("|"):
-            blocks.append(current)
-            current = ""
-            following = lines[n + 1].strip() if n + 1 < len(lines) else ""
-            header = following.startswith("|") and _TABLE_RULE.match(following)
-            if _TABLE_RULE.match(line) or header:
-                continue  # the rule under a table's header, and the header itself
-            cells = [cell.strip() for cell in line.strip("|").split("|")]
-            cells = [cell for cell in cells if cell]
-            if len(cells) >= 2:
-                blocks.append(f"{cells[0]}: {', '.join(cells[1:])}")
-        elif _LIST_MARK.match(line):
-            blocks.append(current)
-            current = _LIST_MARK.sub("", line)
-        else:
-            current = _joined(current, line)
-    blocks.append(current)
-    return [_MARKUP.sub(lambda m: m.group(1) or "", b).strip() for b in blocks if b.strip()]
-
-
 def statements(text: str) -> list[Statement]:
     """The statements of a note section that are long enough to ask about."""
-    found = []
-    for block in _blocks(text):
-        for sentence in _SENTENCE_END.split(block):
-            sentence = _LIST_MARK.sub("", sentence.strip())
-            language = statement_language(sentence)
-            shortest = MIN_CJK_STATEMENT if language != "en" else MIN_STATEMENT
-            if shortest <= len(sentence) <= MAX_STATEMENT:
-                found.append(Statement(sentence, language, candidate_terms(sentence)))
-    return found
+    return [
+        Statement(sentence, statement_language(sentence), candidate_terms(sentence))
+        for sentence in split_statements(text)
+    ]
 
 
 def candidate_terms(text: str) -> list[str]:

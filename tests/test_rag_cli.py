@@ -176,3 +176,25 @@ def test_add_names_skipped_links_and_unreadable_files(
     again = cli("notes", "add", notes, "--garden", garden.root)
     assert "removed" in again.stdout and "care.md" in again.stdout
     assert "linked.md" not in again.stderr
+
+
+def test_list_names_notes_added_before_their_lines_were_kept(
+    cli, garden: Garden, tmp_path: Path
+) -> None:
+    note = tmp_path / "bake.md"
+    note.write_text(
+        "# Bake\n\n## Oven\n\nThe oven runs 10 degrees hot. The pot preheats for 45 minutes.\n",
+        encoding="utf-8",
+    )
+    assert cli("notes", "add", note, "--garden", garden.root).exit_code == 0
+    listed = cli("notes", "list", "--garden", garden.root)
+    assert listed.exit_code == 0 and "added before" not in listed.stderr
+    # As a garden from before keeps it: the section without its statements.
+    with garden.db:
+        garden.db.execute("DELETE FROM knowledge_statements")
+        garden.db.execute("UPDATE knowledge_documents SET content_hash = 'chunk-v1'")
+    listed = cli("notes", "list", "--garden", garden.root)
+    assert "1 note(s) were added before their lines were kept" in " ".join(listed.stderr.split())
+    again = cli("notes", "add", note, "--garden", garden.root)
+    assert again.exit_code == 0 and "updated" in again.stdout
+    assert "added before" not in cli("notes", "list", "--garden", garden.root).stderr

@@ -182,6 +182,15 @@ def list_notes(
         print_warning(
             f"{missing} chunk(s) have no vector for {model}; `bonsai notes embed` adds them"
         )
+    from bonsai.rag.index import notes_without_statements
+
+    older = notes_without_statements(garden.db)
+    if older:
+        named = ", ".join(shown(source) for source in older[:3]) + (", …" if len(older) > 3 else "")
+        print_warning(
+            f"{len(older)} note(s) were added before their lines were kept ({named}): chat shows"
+            " their sections whole; `bonsai notes add` them again to keep the lines"
+        )
 
 
 @app.command("remove")

@@ -122,6 +122,19 @@ def _delete_chunks(conn: sqlite3.Connection, doc_id: int) -> None:
     conn.execute("DELETE FROM knowledge_chunks WHERE document_id = ?", (doc_id,))
 
 
+def notes_without_statements(conn: sqlite3.Connection) -> list[str]:
+    """Sources of the notes that were added before statements were kept: a section of theirs
+    has statements to keep and none stored (adding the file again stores them)."""
+    rows = conn.execute(
+        "SELECT d.source, c.text FROM knowledge_chunks c"
+        " JOIN knowledge_documents d ON d.id = c.document_id"
+        " WHERE d.kind = 'file'"
+        " AND NOT EXISTS (SELECT 1 FROM knowledge_statements s WHERE s.chunk_id = c.id)"
+        " ORDER BY d.source"
+    )
+    return list(dict.fromkeys(source for source, text in rows if indexed_statements(text)))
+
+
 def delete_document(conn: sqlite3.Connection, doc_id: int) -> None:
     """Remove a document, its chunks and their full-text rows. Call inside a transaction."""
     _delete_chunks(conn, doc_id)

@@ -547,16 +547,24 @@ I buy razor blades for the lame in packs of twenty. They come from the shop on t
 """
 
 
-def test_a_section_is_focused_on_the_lines_closest_to_the_question(
-    garden: Garden, tmp_path: Path, encoder: CountingEncoder
-) -> None:
+@pytest.fixture
+def kitchen(garden: Garden, tmp_path: Path, encoder: CountingEncoder) -> Garden:
+    """The garden with KITCHEN_MD added."""
     notes = tmp_path / "kitchen.md"
     notes.write_text(KITCHEN_MD, encoding="utf-8")
     add_paths(garden, [notes], encoder=encoder)
+    return garden
+
+
+def test_a_section_is_focused_on_the_lines_closest_to_the_question(
+    kitchen: Garden, encoder: CountingEncoder
+) -> None:
+    garden = kitchen
     question = "The lame gets a new blade after every ten loaves?"
     hits = retrieve(garden, question, k=2, encoder=encoder)
     assert {h.heading for h in hits} == {"Kitchen > Tools", "Kitchen > Blades"}
     focused = {h.heading: h for h in focus_hits(garden.db, question, hits, 3, encoder=encoder)}
+    assert encoder.queries.count(question) == 1  # focusing reuses the vector retrieval made
     lines = focused["Kitchen > Tools"].text.splitlines()
     assert len(lines) == 3 and "The lame gets a new blade after every ten loaves." in lines
     order = [
@@ -574,11 +582,9 @@ def test_a_section_is_focused_on_the_lines_closest_to_the_question(
 
 
 def test_records_and_sections_without_statement_vectors_are_shown_whole(
-    garden: Garden, tmp_path: Path, encoder: CountingEncoder
+    kitchen: Garden, encoder: CountingEncoder
 ) -> None:
-    notes = tmp_path / "kitchen.md"
-    notes.write_text(KITCHEN_MD, encoding="utf-8")
-    add_paths(garden, [notes], encoder=encoder)
+    garden = kitchen
     RecordStore(garden.db).apply(
         "cats", [Change(None, r) for r in _records()], kind="import", description="test"
     )

@@ -40,10 +40,11 @@ if TYPE_CHECKING:
     from bonsai.rag import Hit
 
 READING_CATEGORIES = ("open_qa", "closed_qa")
-"""The questions answered by reading the notes or a given text, whose answers context-aware
-decoding weighs (GenerateArgs.context_weight). Not a translation, whose source is its own text
-(weighed towards the notes, it drifts into their words: measured in docs/chat.md), nor a label,
-a list of ideas or questions back."""
+"""The questions answered by reading the notes or a given text: their notes are focused on the
+question (ChatArgs.focus) and their answers weighed by context-aware decoding
+(GenerateArgs.context_weight). Not a translation, whose source is its own text (weighed towards
+the notes, it drifts into their words: measured in docs/chat.md), nor a label, a list of ideas or
+questions back."""
 
 Retriever = Callable[[str, int], "list[Hit]"]
 """(query, k) → the k best chunks of the knowledge base."""

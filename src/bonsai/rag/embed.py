@@ -230,3 +230,22 @@ def load_encoder(name: str | None = None) -> Encoder:
                 )
             _cache[name] = factory()
         return _cache[name]
+
+
+_last_query: tuple[str, str, np.ndarray] | None = None
+_last_query_lock = threading.Lock()
+
+
+def encoded_query(encoder: Encoder, text: str) -> np.ndarray:
+    """``encoder.encode_query(text)``, remembered for the last query only (by model name, under
+    which vectors are the same): chat retrieves for a question and then focuses the retrieved
+    notes on the same question (:mod:`bonsai.rag.focus`), which needs the vector just made."""
+    global _last_query
+    with _last_query_lock:
+        last = _last_query
+    if last is not None and last[0] == encoder.name and last[1] == text:
+        return last[2]
+    vector = encoder.encode_query(text)
+    with _last_query_lock:
+        _last_query = (encoder.name, text, vector)
+    return vector

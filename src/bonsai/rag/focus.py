@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bonsai.rag import index
-from bonsai.rag.embed import Encoder, default_model_name, load_encoder
+from bonsai.rag.embed import Encoder, default_model_name, encoded_query, load_encoder
 from bonsai.rag.statements import FOCUS_STATEMENTS
 from bonsai.rag.text import language_of
 
@@ -48,7 +48,7 @@ def focus_hits(
         return list(hits)
     dense = index.dense_index(conn, model)
     encoder = encoder or load_encoder(model)
-    query = dense.query_vector(encoder.encode_query(question), question)
+    query = dense.query_vector(encoded_query(encoder, question), question)
     focused = []
     for hit in hits:
         rows = long.get(hit.chunk_id)

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bonsai.rag import index
-from bonsai.rag.embed import Encoder, default_model_name, load_encoder
+from bonsai.rag.embed import Encoder, default_model_name, encoded_query, load_encoder
 from bonsai.rag.text import language_of, script_of
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def retrieve(
         if len(dense.chunk_ids):
             encoder = encoder or load_encoder(dense.model)
             # The query is encoded on another core while SQLite runs BM25 (both release the GIL).
-            pending = _encoding_pool().submit(encoder.encode_query, query)
+            pending = _encoding_pool().submit(encoded_query, encoder, query)
     if mode in ("hybrid", "bm25"):
         rankings["bm25"] = index.bm25_search(conn, query, depth)
     abstains = None
